@@ -1,0 +1,147 @@
+"""Multi-head attention (MHA/GQA/MQA) through `scaled_dot_product_attention`, self and cross.
+
+Masks and position terms are built once per stack (`StackContext`, see `attention_mask`) and
+shared by its layers; an attention layer only projects, rotates, attends and projects back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xformers_lab.core.positions import apply_rotary
+
+if TYPE_CHECKING:
+    from xformers_lab.core.config import TransformerConfig
+
+
+@dataclass
+class StackContext:
+    """What every block of one stack shares during one forward."""
+
+    mask: Tensor | None = None
+    """Bool (True = may attend) or additive float, broadcastable to (B, H, T, S); None = full."""
+    is_causal: bool = False
+    """Use SDPA's built-in causal mask (only when `mask` is None: the fastest kernels)."""
+    rotary: tuple[Tensor, Tensor] | None = None
+    """RoPE (cos, sin) for the queries' and keys' positions."""
+    memory: Tensor | None = None
+    """Encoder output (B, S, D) that cross-attention reads."""
+    memory_mask: Tensor | None = None
+    """Bool (B, 1, 1, S): which encoder positions are real tokens."""
+
+
+class SelfAttention(nn.Module):
+    """Attention of a sequence over itself with one fused QKV projection."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+        q_dim, kv_dim = cfg.n_heads * cfg.d_head, cfg.n_kv_heads * cfg.d_head
+        self.split = (q_dim, kv_dim, kv_dim)
+        self.qkv = nn.Linear(cfg.d_model, q_dim + 2 * kv_dim, bias=cfg.bias)
+        self.out = nn.Linear(q_dim, cfg.d_model, bias=cfg.bias)
+        self.out.is_residual_projection = True
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
+        q, k, v = self.qkv(x).split(self.split, dim=-1)
+        q = _heads(q, self.n_heads, self.d_head)  # (B, H, T, d_head)
+        k = _heads(k, self.n_kv_heads, self.d_head)  # (B, H_kv, T, d_head)
+        v = _heads(v, self.n_kv_heads, self.d_head)
+        if ctx.rotary is not None:
+            q, k = apply_rotary(q, *ctx.rotary), apply_rotary(k, *ctx.rotary)
+        y = _attend(q, k, v, ctx.mask, ctx.is_causal, self.dropout if self.training else 0.0)
+        return self.out(_merge_heads(y))
+
+
+class CrossAttention(nn.Module):
+    """Attention of the decoder over the encoder output (`ctx.memory`), keys/values fused."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.d_head = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+        self.q = nn.Linear(cfg.d_model, cfg.n_heads * cfg.d_head, bias=cfg.bias)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.n_kv_heads * cfg.d_head, bias=cfg.bias)
+        self.out = nn.Linear(cfg.n_heads * cfg.d_head, cfg.d_model, bias=cfg.bias)
+        self.out.is_residual_projection = True
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
+        if ctx.memory is None:
+            raise ValueError("cross-attention needs the encoder output (memory)")
+        q = _heads(self.q(x), self.n_heads, self.d_head)
+        k, v = self.kv(ctx.memory).chunk(2, dim=-1)
+        k, v = _heads(k, self.n_kv_heads, self.d_head), _heads(v, self.n_kv_heads, self.d_head)
+        y = _attend(q, k, v, ctx.memory_mask, False, self.dropout if self.training else 0.0)
+        return self.out(_merge_heads(y))
+
+
+def attention_mask(
+    *,
+    causal: bool,
+    q_len: int,
+    k_len: int,
+    key_padding: Tensor | None,
+    bias: Tensor | None,
+    device: torch.device,
+) -> tuple[Tensor | None, bool]:
+    """Combine causality, key padding and a score bias into one SDPA mask.
+
+    Returns (mask, is_causal). With nothing but causality the mask is None and SDPA's causal
+    flag selects the flash kernels. A query whose keys are all padding would softmax over
+    nothing (NaN, which then leaks through values), so every query may always see its own
+    position; only padded queries are affected and their outputs are ignored.
+    """
+    if key_padding is None and bias is None:
+        return None, causal
+    allowed = torch.ones(1, 1, q_len, k_len, dtype=torch.bool, device=device)
+    if causal:
+        allowed = allowed.tril(diagonal=k_len - q_len)
+    if key_padding is not None:  # (B, S): True/1 = real token
+        allowed = allowed & key_padding.bool()[:, None, None, :]
+        allowed = allowed | _own_position(q_len, k_len, device)
+    if bias is None:
+        return allowed, False
+    return bias.masked_fill(~allowed, float("-inf")), False
+
+
+def _own_position(q_len: int, k_len: int, device: torch.device) -> Tensor:
+    """(T, S) True where a query meets its own key; queries are the last T of S positions."""
+    queries = torch.arange(k_len - q_len, k_len, device=device)
+    return queries[:, None] == torch.arange(k_len, device=device)[None, :]
+
+
+def padding_mask(key_padding: Tensor | None) -> Tensor | None:
+    """(B, S) real-token flags as a (B, 1, 1, S) bool mask for cross-attention."""
+    return None if key_padding is None else key_padding.bool()[:, None, None, :]
+
+
+def _attend(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
+) -> Tensor:
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(q.dtype)
+    return F.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=mask,
+        dropout_p=dropout,
+        is_causal=is_causal,
+        enable_gqa=k.shape[1] != q.shape[1],
+    )
+
+
+def _heads(x: Tensor, n_heads: int, d_head: int) -> Tensor:
+    """(B, T, n_heads * d_head) -> (B, n_heads, T, d_head)."""
+    return x.unflatten(-1, (n_heads, d_head)).transpose(1, 2)
+
+
+def _merge_heads(y: Tensor) -> Tensor:
+    """(B, H, T, d_head) -> (B, T, H * d_head)."""
+    return y.transpose(1, 2).flatten(2)

@@ -1,0 +1,113 @@
+"""One residual block and the stack of blocks that every family is built from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from xformers_lab.core.attention import (
+    CrossAttention,
+    SelfAttention,
+    StackContext,
+    attention_mask,
+    padding_mask,
+)
+from xformers_lab.core.layers import FeedForward, make_norm
+from xformers_lab.core.positions import make_positions
+
+if TYPE_CHECKING:
+    from xformers_lab.core.config import TransformerConfig
+
+
+class Block(nn.Module):
+    """Residual block:  x + attn(norm(x)) [+ cross(norm(x), memory)] + ffn(norm(x)).
+
+    Post-norm (original Transformer/BERT) moves each norm after its residual sum instead.
+    """
+
+    def __init__(self, cfg: TransformerConfig, cross: bool) -> None:
+        super().__init__()
+        self.pre_norm = cfg.norm_position == "pre"
+        self.attn_norm, self.attn = make_norm(cfg), SelfAttention(cfg)
+        self.cross_norm = make_norm(cfg) if cross else None
+        self.cross = CrossAttention(cfg) if cross else None
+        self.ffn_norm, self.ffn = make_norm(cfg), FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
+        x = self._residual(x, self.attn_norm, lambda h: self.attn(h, ctx))
+        if self.cross is not None:
+            x = self._residual(x, self.cross_norm, lambda h: self.cross(h, ctx))
+        return self._residual(x, self.ffn_norm, self.ffn)
+
+    def _residual(self, x: Tensor, norm: nn.Module, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        if self.pre_norm:
+            return x + self.drop(sublayer(norm(x)))
+        return norm(x + self.drop(sublayer(x)))
+
+
+class Stack(nn.Module):
+    """Blocks sharing one position scheme and one attention mask.
+
+    `causal` and `cross` decide the role: encoder (bidirectional), decoder (causal), or the
+    decoder of an encoder-decoder (causal with cross-attention).
+    """
+
+    def __init__(self, cfg: TransformerConfig, n_layers: int, causal: bool, cross: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.positions = make_positions(cfg, causal)
+        self.embedding_norm = make_norm(cfg) if cfg.embedding_norm else nn.Identity()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, cross) for _ in range(n_layers))
+        self.final_norm = make_norm(cfg) if cfg.final_norm else nn.Identity()
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+    ) -> Tensor:
+        """x: (B, T, D) token embeddings; attention_mask: (B, T), 1 for real tokens."""
+        positions = (
+            position_ids if position_ids is not None else torch.arange(x.shape[1], device=x.device)
+        )
+        offset = self.positions.embedding(positions)
+        if offset is not None:
+            x = x + offset
+        x = self.drop(self.embedding_norm(x))
+        ctx = self._context(x, positions, attention_mask, memory, memory_mask)
+        for block in self.blocks:
+            x = block(x, ctx)
+        return self.final_norm(x)
+
+    def _context(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        key_padding: Tensor | None,
+        memory: Tensor | None,
+        memory_mask: Tensor | None,
+    ) -> StackContext:
+        seq_len = x.shape[1]
+        mask, is_causal = attention_mask(
+            causal=self.causal,
+            q_len=seq_len,
+            k_len=seq_len,
+            key_padding=key_padding,
+            bias=self.positions.score_bias(positions, positions),
+            device=x.device,
+        )
+        return StackContext(
+            mask=mask,
+            is_causal=is_causal,
+            rotary=self.positions.rotary(positions),
+            memory=memory,
+            memory_mask=padding_mask(memory_mask),
+        )
