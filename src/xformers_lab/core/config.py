@@ -23,7 +23,7 @@ class TransformerConfig:
     """
 
     vocab_size: int
-    """Real vocabulary size, special tokens included. The embedding is padded (`padded_vocab_size`)."""
+    """Real vocabulary size, special tokens included (the embedding is padded beyond it)."""
     arch: str = "decoder"
     """`decoder` (GPT, causal), `encoder` (BERT, bidirectional) or `encoder_decoder` (T5)."""
     d_model: int = 256

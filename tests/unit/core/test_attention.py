@@ -75,13 +75,16 @@ def test_gqa_equals_mha_with_repeated_kv_heads(n_kv_heads: int) -> None:
     for name, value in list(state.items()):
         if name.endswith("attn.qkv.weight") or name.endswith("attn.qkv.bias"):
             q, k, v = value.split([32, n_kv_heads * d, n_kv_heads * d])
-            repeat = lambda t: (
-                t.unflatten(0, (n_kv_heads, d)).repeat_interleave(group, 0).flatten(0, 1)
+            state[name] = torch.cat(
+                [q, _repeat_heads(k, n_kv_heads, group), _repeat_heads(v, n_kv_heads, group)]
             )
-            state[name] = torch.cat([q, repeat(k), repeat(v)])
     mha.load_state_dict(state)
     ids = torch.randint(0, 50, (2, 10))
     torch.testing.assert_close(gqa(ids), mha(ids), atol=1e-5, rtol=1e-5)
+
+
+def _repeat_heads(t: torch.Tensor, n_kv_heads: int, group: int) -> torch.Tensor:
+    return t.unflatten(0, (n_kv_heads, -1)).repeat_interleave(group, 0).flatten(0, 1)
 
 
 def test_mask_is_none_for_plain_causal_attention() -> None:

@@ -70,7 +70,7 @@ def test_rms_norm_matches_its_formula() -> None:
 
 def test_too_long_input_is_rejected_with_a_clear_message() -> None:
     model = build_model(TransformerConfig(vocab_size=64, d_model=32, n_heads=4, max_seq_len=8))
-    with pytest.raises(ValueError, match="exceeds model.max_seq_len=8"):
+    with pytest.raises(ValueError, match=r"exceeds model\.max_seq_len=8"):
         model(torch.zeros(1, 9, dtype=torch.long))
 
 

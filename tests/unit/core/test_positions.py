@@ -63,8 +63,8 @@ def test_rope_scores_depend_only_on_relative_position() -> None:
 def test_alibi_slopes_match_the_paper() -> None:
     assert alibi_slopes(8) == [2 ** -(i + 1) for i in range(8)]
     assert alibi_slopes(4) == [2 ** -(2 * (i + 1)) for i in range(4)]
-    six = alibi_slopes(6)  # closest power 4, then odd-indexed... slopes of 8: 2^-1, 2^-3
-    assert six == alibi_slopes(4) + [2**-1, 2**-3]
+    # 6 heads: the 4 slopes of 4 heads, then every other slope of 8 heads (2^-1, 2^-3)
+    assert alibi_slopes(6) == [*alibi_slopes(4), 2**-1, 2**-3]
 
 
 def test_alibi_bias_is_minus_slope_times_distance() -> None:
