@@ -8,6 +8,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from omegaconf import DictConfig, OmegaConf
+
 from xformers_lab.errors import UserError
 
 T = TypeVar("T")
@@ -39,15 +41,13 @@ def build(cls: type[T], node: Mapping[str, Any] | Any, prefix: str, **extra: Any
 
 
 def _plain(node: Any) -> dict[str, Any]:
+    """A plain dict; OmegaConf's mandatory-but-missing `???` becomes None (reported as unset)."""
     if node is None:
         return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(node, DictConfig):
-            return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
+    if isinstance(node, DictConfig):
+        missing = {str(k) for k in node if OmegaConf.is_missing(node, k)}
+        values = OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+        return {str(k): (None if k in missing else v) for k, v in values.items()}  # type: ignore[union-attr]
     return dict(node)
 
 
@@ -57,10 +57,17 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if _allows_none(hint):
             return None
         raise UserError(f"{key} must be set (got null)")
+    if typing.get_origin(hint) is typing.Literal:
+        if value in typing.get_args(hint):
+            return value
+        choices = ", ".join(str(a) for a in typing.get_args(hint))
+        raise UserError(f"{key} must be one of {choices}, got {value!r}")
     for option in _options(hint):
         origin = typing.get_origin(option) or option
         if option is Any:
             return value
+        if origin is tuple and isinstance(value, list | tuple):
+            return _coerce_tuple(value, option, key)
         if origin is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
@@ -77,11 +84,23 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise UserError(f"{key} must be {names}, got {value!r}")
 
 
+def _coerce_tuple(value: list | tuple, hint: Any, key: str) -> tuple:
+    """Check a `tuple[X, Y]` item by item (and `tuple[X, ...]` for any length)."""
+    args = typing.get_args(hint)
+    if not args:
+        return tuple(value)
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    if len(args) != len(value):
+        raise UserError(f"{key} must have {len(args)} items, got {list(value)!r}")
+    return tuple(
+        _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+    )
+
+
 def _options(hint: Any) -> tuple[Any, ...]:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return tuple(a for a in typing.get_args(hint) if a is not type(None))
-    if typing.get_origin(hint) is typing.Literal:
-        return tuple({type(a) for a in typing.get_args(hint)})
     return (hint,)
 
 

@@ -112,19 +112,16 @@ def test_omegaconf_dictconfig_is_resolved_and_built() -> None:
         build(Opt, OmegaConf.create({"lr": 1, "typo": 0}), "optim")
 
 
-@pytest.mark.xfail(strict=True, reason="typed_config checks a Literal's type, not its values")
 def test_literal_rejects_values_outside_the_choices() -> None:
     with pytest.raises(UserError, match=r"block\.mode"):
         build(Mode, {"mode": "sandwich"}, "block")
 
 
-@pytest.mark.xfail(strict=True, reason="typed_config takes OmegaConf's missing `???` as a value")
 def test_a_missing_mandatory_value_is_reported_as_unset() -> None:
     with pytest.raises(UserError, match=r"data\.name must be set"):
         build(Name, OmegaConf.create({"name": "???"}), "data")
 
 
-@pytest.mark.xfail(strict=True, reason="typed_config checks a tuple's type, not its items")
 def test_tuple_items_are_checked() -> None:
     with pytest.raises(UserError, match=r"optim\.betas"):
         build(Opt, {"lr": 1e-3, "betas": [0.9]}, "optim")
