@@ -94,7 +94,7 @@ def _coerce_tuple(value: list | tuple, hint: Any, key: str) -> tuple:
     if len(args) != len(value):
         raise UserError(f"{key} must have {len(args)} items, got {list(value)!r}")
     return tuple(
-        _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+        _coerce(v, a, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
     )
 
 
