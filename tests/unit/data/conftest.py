@@ -1,7 +1,8 @@
-"""Keep data tests hermetic: a private datasets cache per test and no network."""
+"""Keep data tests hermetic (a private datasets cache per test, no network); shared helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
@@ -17,15 +18,25 @@ def _isolated_datasets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     datasets.disable_progress_bars()
 
 
-def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
-    """The error's message, checked to be the single line users see."""
+def _one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
     message = str(err.value)
     assert message and "\n" not in message, message
     return message
 
 
-def write(path: Path, text: str) -> Path:
-    """Write `text` to `path` (parents created) and return the path."""
+def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def one_line() -> Callable[[pytest.ExceptionInfo[BaseException]], str]:
+    """The raised error's message, checked to be the single line users see."""
+    return _one_line
+
+
+@pytest.fixture
+def write() -> Callable[[Path, str], Path]:
+    """Write text to a path (parents created) and return the path."""
+    return _write

@@ -1,0 +1,85 @@
+"""source=text: the user's own files (plain text, JSON lines, CSV, Parquet), globs allowed."""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import os
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+
+from xformers_lab.data.config import DataConfig
+from xformers_lab.data.corpora.columns import text_column
+from xformers_lab.data.corpora.failures import reason
+from xformers_lab.data.corpora.splits import split_off_validation
+from xformers_lab.errors import UserError
+
+BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+"""`datasets` builder by file extension; any other file is read as plain text."""
+
+
+def load_text_files(cfg: DataConfig) -> DatasetDict:
+    """Train on `cfg.path`; validate on `cfg.val_path`, or on text held out from `cfg.path`."""
+    train = _load(cfg.paths, "data.path", cfg)
+    if cfg.val_paths:
+        return DatasetDict(train=train, validation=_load(cfg.val_paths, "data.val_path", cfg))
+    return split_off_validation(train, cfg.val_fraction)
+
+
+def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset:
+    where = f"{key}={patterns[0] if len(patterns) == 1 else patterns!r}"
+    files = [f for f in _expand(patterns, key) if os.path.getsize(f) > 0]
+    if not files:
+        raise UserError(f"{where} holds no text (empty files); point it at some text")
+    groups: dict[str, list[str]] = {}
+    for file in files:
+        groups.setdefault(BUILDERS.get(Path(file).suffix.lower(), "text"), []).append(file)
+    parts = [text_column(_read(b, fs, cfg), cfg.text_field, where) for b, fs in groups.items()]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+def _expand(patterns: list[str], key: str) -> list[str]:
+    """The files `patterns` name, in order, each once; a pattern naming nothing is an error."""
+    files: dict[str, None] = {}
+    for pattern in patterns:
+        path = os.path.expanduser(pattern)
+        if glob.has_magic(path):
+            matches = [m for m in sorted(glob.glob(path, recursive=True)) if os.path.isfile(m)]
+            if not matches:
+                raise UserError(f"{key}={pattern!r} matches no files; check the pattern")
+        elif os.path.isdir(path):
+            raise UserError(f"{key}={pattern!r} is a folder; name files or a glob like dir/*.txt")
+        elif not os.path.isfile(path):
+            raise UserError(f"{key}={pattern!r} does not exist; check the path")
+        else:
+            matches = [path]
+        files.update(dict.fromkeys(matches))
+    return list(files)
+
+
+def _read(builder: str, files: list[str], cfg: DataConfig) -> Dataset:
+    options = {"sample_by": cfg.sample_by} if builder == "text" else {}
+    try:
+        return load_dataset(
+            builder, data_files=files, split="train", num_proc=cfg.num_proc, **options
+        )
+    except Exception as err:  # datasets wraps parse/decode failures in several exception types
+        if builder != "parquet":
+            for file in files:
+                if not _is_utf8(file):
+                    raise UserError(f"{file} is not UTF-8 text; convert it or drop it") from None
+        named = files[0] if len(files) == 1 else f"{files[0]} (or one of {len(files) - 1} more)"
+        raise UserError(f"could not read {named} as {builder}: {reason(err)}") from None
+
+
+def _is_utf8(file: str) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(file, "rb") as handle:
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
