@@ -1,0 +1,1 @@
+"""Data: corpora, tokenizers, packing, collators and the LightningDataModule that serves them."""
