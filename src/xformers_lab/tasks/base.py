@@ -1,0 +1,128 @@
+"""What every objective shares: the model, optimiser and schedule, token accounting, and the
+self-contained checkpoint payload. A task subclass only computes its loss and metrics."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from xformers_lab.core import TransformerConfig, build_model
+from xformers_lab.data.tokenizers import Tokenizer
+from xformers_lab.training.optim import param_groups
+
+CHECKPOINT_KEY = "xformers_lab"
+"""Checkpoint entry holding everything needed to rebuild the run's model and tokenizer."""
+
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class LanguageModelTask(L.LightningModule):
+    """Base LightningModule of all objectives.
+
+    Args:
+        model_config: architecture; the model is built from it and saved with the checkpoint.
+        tokenizer: travels inside the checkpoint; its `token_bytes` turn nats into bits per byte.
+        optimizer: Hydra partial taking parameter groups (AdamW by default).
+        scheduler: Hydra partial taking (optimizer, total_steps=...), stepped every step.
+        weight_decay: applied to weight matrices only (see `param_groups`).
+        total_steps: length of the schedule (trainer.max_steps).
+        run_config: the resolved Hydra config, stored in checkpoints for provenance.
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        *,
+        model_config: TransformerConfig,
+        tokenizer: Tokenizer,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory,
+        weight_decay: float,
+        total_steps: int,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_config = model_config
+        self.tokenizer = tokenizer
+        self.model = build_model(model_config)
+        self._optimizer_factory = optimizer
+        self._scheduler_factory = scheduler
+        self._weight_decay = weight_decay
+        self._total_steps = total_steps
+        self._run_config = run_config or {}
+        token_bytes = torch.tensor(tokenizer.token_bytes(), dtype=torch.long)
+        self.register_buffer("token_bytes", token_bytes, persistent=False)
+        self.recent_train_losses: deque[Tensor] = deque(maxlen=50)
+        self._val_sums: dict[str, Tensor] = {}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self._optimizer_factory(param_groups(self.model, self._weight_decay))
+        scheduler = self._scheduler_factory(optimizer, total_steps=self._total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    def batch_tokens(self, batch: dict[str, Tensor]) -> int:
+        """Tokens this batch trains on, from its shape (no device sync)."""
+        return batch["input_ids"].numel()
+
+    def log_train_loss(self, loss: Tensor) -> None:
+        """Log the step loss; keep a short on-device window for the final summary (no sync)."""
+        self.recent_train_losses.append(loss.detach())
+        self.log("train/loss", loss, on_step=True, prog_bar=True)
+
+    def accumulate_val(self, **sums: Tensor) -> None:
+        """Add per-batch sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""
+        for key, value in sums.items():
+            value = value.detach().double()
+            self._val_sums[key] = self._val_sums[key] + value if key in self._val_sums else value
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_sums:
+            return
+        totals = {
+            k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val_sums.items()
+        }
+        for name, value in self.val_metrics(totals).items():
+            self.log(f"val/{name}", value, sync_dist=False)
+
+    def val_metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Turn the epoch's summed counters into metrics; the base knows the language-model ones."""
+        loss = totals["nats"] / totals["tokens"]
+        metrics = {"loss": loss.float(), "ppl": loss.exp().float()}
+        if "byte_nats" in totals:
+            bits = totals["byte_nats"] / math.log(2)
+            metrics["bpb"] = (bits / totals["bytes"].clamp(min=1)).float()
+        return metrics
+
+    def byte_sums(self, token_losses: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """Nats and UTF-8 bytes of the targets that stand for text (special tokens excluded)."""
+        n_bytes = self.token_bytes[targets]
+        return {"byte_nats": (token_losses * (n_bytes > 0)).sum(), "bytes": n_bytes.sum()}
+
+    def final_train_loss(self) -> float | None:
+        """Mean loss of the last steps: a steadier figure than the very last step."""
+        if not self.recent_train_losses:
+            return None
+        return torch.stack(list(self.recent_train_losses)).float().mean().item()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": 1,
+            "task": self.name,
+            "model_config": self.model_config.to_dict(),
+            "tokenizer": self.tokenizer.state_dict(),
+            "config": self._run_config,
+        }

@@ -1,0 +1,30 @@
+"""Causal language modelling: predict every next token (GPT)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from xformers_lab.tasks.base import LanguageModelTask
+
+
+class CausalLMTask(LanguageModelTask):
+    """Shifted next-token cross-entropy; validation adds perplexity and bits per byte."""
+
+    name = "clm"
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self.model(batch["input_ids"])  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
+        self.log_train_loss(loss)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        targets = batch["labels"].flatten()
+        logits = self.model(batch["input_ids"])
+        token_losses = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
+        self.accumulate_val(
+            nats=token_losses.sum(),
+            tokens=targets.new_tensor(targets.numel()),
+            **self.byte_sums(token_losses, targets),
+        )

@@ -1,0 +1,69 @@
+"""Helpers to run the training command line, in a subprocess or in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_TINY = [
+    "model.n_layers=1",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "data.max_bytes=200000",
+    "data.seq_len=32",
+    "data.batch_size=8",
+    "trainer.max_steps=30",
+    "trainer.val_check_interval=15",
+    "trainer.limit_val_batches=4",
+    "trainer.log_every_n_steps=5",
+    "scheduler.warmup_steps=3",
+    "optim.lr=3e-3",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny() -> list[str]:
+    """Overrides that make any preset train in seconds on a CPU."""
+    return list(_TINY)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """Runs `python -m <module> <args>` as a user would type it (HYDRA_FULL_ERROR unset)."""
+    return _run_cli
+
+
+def _run_cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def train_main(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Run `xformers_lab.train.main()` in-process with argv; returns the exit code."""
+    from xformers_lab import train
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def run(args: list[str]) -> int:
+        monkeypatch.setattr(sys, "argv", ["xformers_lab.train", *args])
+        try:
+            train.main()
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+        return 0
+
+    return run

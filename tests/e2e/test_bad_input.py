@@ -1,0 +1,71 @@
+"""Every mistake on the command line: one `error:` line on stderr, exit 2, no traceback, and
+(when caught at config time) no run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CONFIG_TIME = [
+    (["model=nope"], "unknown model 'nope'; choose one of: gpt, llama"),
+    (["task=nope"], "unknown task 'nope'"),
+    (["tokenizer=nope"], "unknown tokenizer 'nope'"),
+    (["trainer=nope"], "unknown trainer 'nope'"),
+    (["model.d_model=100", "model.n_heads=3"], "divisible by n_heads"),
+    (["model.n_heads=4", "model.n_kv_heads=3"], "divisible by n_kv_heads"),
+    (["model.n_layers=0"], "n_layers must be positive"),
+    (["model.position=xyz"], "unknown position 'xyz'"),
+    (["model.n_layers=abc"], "model.n_layers must be int"),
+    (["model.nope=1"], "unknown key model.nope"),
+    (["data.seq_len=5000"], "exceeds model.max_seq_len"),
+    (["trainer.max_steps=0"], "max_steps must be positive"),
+    (["trainer.precision=16-mixed"], "needs a GPU"),
+    (["trainer.precision=fp8"], "precision must be one of"),
+    (["optim.lr=-1"], "optim:"),
+    (["scheduler.warmup_steps=5000"], "scheduler:"),
+    (["seed=abc"], "seed must be an int"),
+    (["data=text"], "data.path"),
+    (["data=text", "data.path=/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),
+    (["-m", "model=gpt,nope"], "unknown model 'nope'"),
+    (["model.n_layers=2,"], "cannot"),
+]
+IDS = [" ".join(args) for args, _ in CONFIG_TIME]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), CONFIG_TIME, ids=[" ".join(a) for a, _ in CONFIG_TIME]
+)
+def test_config_mistakes_fail_in_one_line_before_any_run_dir(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    code = train_main([*args, f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert_one_line(err, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_corpus_fails_in_one_line(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny: list[str]
+) -> None:
+    (tmp_path / "empty.txt").write_text("   \n\n  ")
+    code = train_main(["data=text", f"data.path={tmp_path / 'empty.txt'}", *tiny])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert_one_line(err, "empty")
+
+
+def test_real_command_line_exits_2_with_one_line(tmp_path: Path, run_cli) -> None:
+    result = run_cli("xformers_lab.train", ["model=nope"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "unknown model 'nope'")
+    assert not (tmp_path / "outputs").exists()
+
+
+def assert_one_line(stderr: str, message: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    assert message in errors[0], errors[0]
+    assert "Traceback" not in stderr
