@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xformers_lab.core import TransformerConfig
 from xformers_lab.data.config import DataConfig, TokenizerConfig
+from xformers_lab.data.corpora.files import check_files
 from xformers_lab.errors import UserError
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import TASKS, TaskSpec
@@ -55,6 +56,7 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
             f"valid pairs: {valid_pairs()}"
         )
     data = build(DataConfig, cfg.get("data"), "data")
+    check_files(data)
     if data.seq_len > model_config.max_seq_len:
         raise UserError(
             f"data.seq_len={data.seq_len} exceeds model.max_seq_len={model_config.max_seq_len}; "

@@ -45,6 +45,9 @@ class DataConfig:
     """Tokens the model sees per row."""
     batch_size: int = 16
     """Rows per batch (per device)."""
+    shift_windows: bool = True
+    """Start the training windows' grid at a seeded offset in [0, stride) each epoch, so epochs
+    after the first see new windows (nanoGPT samples random offsets); validation never shifts."""
     num_workers: int = 0
     """DataLoader worker processes; 0 fetches in the training process (batches are cheap)."""
     num_proc: int | None = None

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import lightning as L
 import torch
 from datasets import DatasetDict
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from xformers_lab.data.config import DataConfig
-from xformers_lab.data.packing import pack, stream_len, tokenize
+from xformers_lab.data.packing import join_documents, tokenize
 from xformers_lab.data.tokenizers import Tokenizer
+from xformers_lab.data.windows import EpochWindowSampler, StreamWindows
 from xformers_lab.errors import UserError
 
 SPLITS = ("train", "validation")
 
 
 class TextDataModule(L.LightningDataModule):
-    """Serves a corpus as batches of packed rows for any objective.
+    """Serves a corpus as batches of fixed-length windows for any objective.
 
-    `setup` tokenizes and packs both splits once and keeps the rows as one int32 tensor per split,
-    so a step costs one tensor index and the collator, never a Python loop over tokens.
+    `setup` tokenizes each split once into one int32 token stream; a step costs one gather and
+    the collator, never a Python loop over tokens. Training windows are shuffled, and their grid
+    shifts each epoch when `data.shift_windows` is on; validation is a fixed grid in order.
     """
 
     def __init__(
@@ -43,89 +45,72 @@ class TextDataModule(L.LightningDataModule):
         self.stride = stride
         self.collator = collator
         self.seed = seed
-        self._rows: dict[str, Tensor] = {}
+        self._streams: dict[str, Tensor] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        """Tokenize and pack both splits; later calls do nothing."""
-        if self._rows:
+        """Tokenize both splits into streams; later calls do nothing."""
+        if self._streams:
             return
-        rows = {name: self._pack(name) for name in SPLITS}
-        if len(rows["train"]) < self.cfg.batch_size:
+        streams = {name: self._stream(name) for name in SPLITS}
+        n_train = len(self._sampler(streams["train"], train=True))
+        if n_train < self.cfg.batch_size:
             raise UserError(
-                f"the train split packs to {len(rows['train'])} rows of {self.block_len} tokens, "
+                f"the train split packs to {n_train} rows of {self.block_len} tokens, "
                 f"fewer than data.batch_size={self.cfg.batch_size}; lower data.batch_size or "
                 "data.seq_len, or add data"
             )
-        self._rows = rows
+        self._streams = streams
 
     @property
     def n_train_rows(self) -> int:
-        """Packed training rows (setting up on first use)."""
+        """Training windows per epoch (setting up on first use)."""
         self.setup()
-        return len(self._rows["train"])
+        return len(self._sampler(self._streams["train"], train=True))
 
     @property
     def n_val_rows(self) -> int:
-        """Packed validation rows (setting up on first use)."""
+        """Validation windows (setting up on first use)."""
         self.setup()
-        return len(self._rows["validation"])
+        return len(self._sampler(self._streams["validation"], train=False))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled from `seed` (the same seed gives the same order), full batches only."""
+        """Windows in an order decided by the seed and the epoch; full batches only."""
         self.setup()
-        return self._loader(
-            self._rows["train"],
-            shuffle=True,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
+        return self._loader(self._streams["train"], train=True)
 
     def val_dataloader(self) -> DataLoader:
-        """Every validation row, in order."""
+        """Every validation window, in stream order."""
         self.setup()
-        return self._loader(self._rows["validation"], shuffle=False, drop_last=False)
+        return self._loader(self._streams["validation"], train=False)
 
-    def _pack(self, name: str) -> Tensor:
+    def _stream(self, name: str) -> Tensor:
         tokenized = tokenize(self.splits[name], self.tokenizer, self.cfg.num_proc)
-        packed = pack(tokenized, self.block_len, self.stride, self.tokenizer.eos_id)
-        if len(packed) == 0:
+        stream = torch.from_numpy(join_documents(tokenized, self.tokenizer.eos_id))
+        if len(stream) < self.block_len:
             raise UserError(
-                f"the {name} split has {stream_len(tokenized)} tokens, fewer than one packed row "
+                f"the {name} split has {len(stream)} tokens, fewer than one packed row "
                 f"of {self.block_len} (data.seq_len={self.cfg.seq_len}); lower data.seq_len or "
                 "add data"
             )
-        return torch.from_numpy(packed.with_format("numpy")[:]["input_ids"])  # (N, block_len)
+        return stream
 
-    def _loader(
-        self,
-        rows: Tensor,
-        shuffle: bool,
-        drop_last: bool,
-        generator: torch.Generator | None = None,
-    ) -> DataLoader:
+    def _sampler(self, stream: Tensor, train: bool) -> EpochWindowSampler:
+        return EpochWindowSampler(
+            len(stream),
+            self.block_len,
+            self.stride,
+            seed=self.seed,
+            shift=train and self.cfg.shift_windows,
+            shuffle=train,
+        )
+
+    def _loader(self, stream: Tensor, train: bool) -> DataLoader:
         return DataLoader(
-            _Rows(rows),
+            StreamWindows(stream, self.block_len),
             batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            generator=generator,
+            sampler=self._sampler(stream, train),
+            drop_last=train,
             collate_fn=self.collator,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
         )
-
-
-class _Rows(Dataset[Tensor]):
-    """Packed rows; `__getitems__` lets the DataLoader fetch a whole batch with one index."""
-
-    def __init__(self, rows: Tensor) -> None:
-        self.rows = rows  # (N, block_len) int32
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> Tensor:
-        return self.rows[index]
-
-    def __getitems__(self, indices: Sequence[int]) -> Tensor:
-        return self.rows[torch.as_tensor(indices)]  # (B, block_len)

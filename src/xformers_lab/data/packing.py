@@ -1,4 +1,5 @@
-"""Tokenize documents, then pack them into fixed-length rows: no padding, no wasted compute.
+"""Tokenize documents and join them into one stream: fixed-length windows cut from it need no
+padding and waste no compute.
 
 doc A        doc B     doc C              (token ids)
 a a a a </s> b b </s>  c c c c c </s> ... (one stream, each document followed by EOS)
@@ -8,14 +9,10 @@ a a a a </s> b b </s>  c c c c c </s> ... (one stream, each document followed by
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, Features, List, Value
 
 from xformers_lab.data.tokenizers import Tokenizer
-
-PACK_TOKENS_PER_BATCH = 1 << 22
-"""Tokens packed per `map` batch; each batch drops its last partial window (< stride tokens)."""
 
 
 def tokenize(ds: Dataset, tokenizer: Tokenizer, num_proc: int | None = None) -> Dataset:
@@ -36,24 +33,15 @@ def stream_len(tokenized: Dataset) -> int:
     return int(pc.sum(pc.list_value_length(ids)).as_py() or 0) + len(ids)
 
 
-def pack(tokenized: Dataset, block_len: int, stride: int, eos_id: int) -> Dataset:
-    """Join documents with EOS and cut windows of `block_len` tokens every `stride` tokens.
+def join_documents(tokenized: Dataset, eos_id: int) -> np.ndarray:
+    """The whole split as one int32 stream, each document followed by EOS.
 
-    CLM packs `block_len = seq_len + 1, stride = seq_len`: consecutive rows share one token, so
-    inputs and shifted targets waste nothing. MLM and span corruption use `stride = block_len`.
+    Windows are cut from it by `data.windows` (a fixed grid, or one shifted per epoch).
     """
-    if not 0 < stride <= block_len:
-        raise ValueError(f"need 0 < stride <= block_len, got {stride=} and {block_len=}")
-    docs_per_batch = max(1, PACK_TOKENS_PER_BATCH * len(tokenized) // max(1, stream_len(tokenized)))
-    packed = tokenized.with_format("arrow").map(
-        _Windows(block_len, stride, eos_id),
-        batched=True,
-        batch_size=docs_per_batch,
-        remove_columns=tokenized.column_names,
-        features=Features({"input_ids": List(Value("int32"), length=block_len)}),
-        desc="packing",
-    )
-    return packed.with_format(None)
+    docs = tokenized.with_format("arrow")[:]["input_ids"].combine_chunks()
+    ids = docs.flatten().to_numpy(zero_copy_only=False)
+    ends = np.asarray(docs.offsets)[1:] - docs.offsets[0].as_py()
+    return np.insert(ids, ends, eos_id).astype(np.int32)
 
 
 class _Encode:
@@ -64,20 +52,3 @@ class _Encode:
 
     def __call__(self, batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
         return {"input_ids": self.tokenizer.encode_batch(batch["text"])}
-
-
-class _Windows:
-    """`map` function of `pack`, vectorised over one batch of documents."""
-
-    def __init__(self, block_len: int, stride: int, eos_id: int) -> None:
-        self.block_len, self.stride, self.eos_id = block_len, stride, eos_id
-
-    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
-        docs = batch.column("input_ids").combine_chunks()
-        ids = docs.flatten().to_numpy()
-        ends = np.asarray(docs.offsets)[1:] - docs.offsets[0].as_py()
-        stream = np.insert(ids, ends, self.eos_id)  # each document followed by EOS
-        if len(stream) < self.block_len:
-            return {"input_ids": np.empty((0, self.block_len), dtype=np.int32)}
-        windows = np.lib.stride_tricks.sliding_window_view(stream, self.block_len)
-        return {"input_ids": windows[:: self.stride]}  # (rows, block_len)

@@ -73,11 +73,11 @@ def test_the_seed_alone_decides_the_order() -> None:
     assert not torch.equal(torch.cat(first)[: len(in_order)], in_order)
 
 
-def test_setup_packs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_tokenizes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real_pack = datamodule_module.pack
+    real_tokenize = datamodule_module.tokenize
     monkeypatch.setattr(
-        datamodule_module, "pack", lambda *a, **k: calls.append(1) or real_pack(*a, **k)
+        datamodule_module, "tokenize", lambda *a, **k: calls.append(1) or real_tokenize(*a, **k)
     )
     dm = make()
     dm.setup("fit")
@@ -85,6 +85,21 @@ def test_setup_packs_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dm.n_train_rows > 0 and len(calls) == 2  # one per split
     list(dm.train_dataloader())
     assert len(calls) == 2
+
+
+def test_training_windows_shift_between_epochs_unless_disabled() -> None:
+    def starts_of_two_epochs(dm: TextDataModule) -> tuple[set[int], set[int]]:
+        sampler = dm.train_dataloader().sampler
+        first = set(sampler)
+        sampler.set_epoch(1)  # what Lightning does before each epoch
+        return first, set(sampler)
+
+    shifted, fixed = (
+        starts_of_two_epochs(make(seed=1)),
+        starts_of_two_epochs(make(seed=1, shift_windows=False)),
+    )
+    assert fixed[0] == fixed[1]  # the same windows, in another order
+    assert shifted[0].isdisjoint(shifted[1])  # a new grid
 
 
 def test_workers_give_the_same_batches() -> None:
@@ -112,6 +127,6 @@ def test_a_split_shorter_than_one_row_fails_in_one_line(one_line: OneLine) -> No
 def test_fewer_rows_than_a_batch_fails_in_one_line(one_line: OneLine) -> None:
     with pytest.raises(UserError) as err:
         make(corpus(n_train=1)).setup()
-    assert "the train split packs to 2 rows of 9 tokens, fewer than data.batch_size=4" in one_line(
+    assert "the train split packs to 1 rows of 9 tokens, fewer than data.batch_size=4" in one_line(
         err
     )

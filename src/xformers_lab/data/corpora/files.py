@@ -27,9 +27,18 @@ def load_text_files(cfg: DataConfig) -> DatasetDict:
     return split_off_validation(train, cfg.val_fraction)
 
 
+def check_files(cfg: DataConfig) -> None:
+    """Fail at config time, before a run directory exists, if a named file or glob is missing."""
+    if cfg.source != "text":
+        return
+    expand_files(cfg.paths, "data.path")
+    if cfg.val_paths:
+        expand_files(cfg.val_paths, "data.val_path")
+
+
 def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset:
     where = f"{key}={patterns[0] if len(patterns) == 1 else patterns!r}"
-    files = [f for f in _expand(patterns, key) if os.path.getsize(f) > 0]
+    files = [f for f in expand_files(patterns, key) if os.path.getsize(f) > 0]
     if not files:
         raise UserError(f"{where} holds no text (empty files); point it at some text")
     groups: dict[str, list[str]] = {}
@@ -39,7 +48,7 @@ def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset:
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
-def _expand(patterns: list[str], key: str) -> list[str]:
+def expand_files(patterns: list[str], key: str) -> list[str]:
     """The files `patterns` name, in order, each once; a pattern naming nothing is an error."""
     files: dict[str, None] = {}
     for pattern in patterns:
