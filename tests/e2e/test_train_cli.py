@@ -66,3 +66,24 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
     assert (tiny_run / ".hydra" / "config.yaml").is_file()
     assert not list(tiny_run.rglob("*.tmp"))
+
+
+def test_load_api_rebuilds_the_trained_model(tiny_run: Path) -> None:
+    import xformers_lab
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    lab = xformers_lab.load(summary["checkpoint"])
+    assert lab.task == "clm" and not lab.model.training
+    ids = torch.tensor([lab.tokenizer.encode("import os\n")])
+    with torch.no_grad():
+        assert lab.model(ids).shape == (1, ids.shape[1], lab.config.padded_vocab_size)
+
+
+def test_truncated_checkpoint_is_reported_by_name(tiny_run: Path, tmp_path: Path) -> None:
+    from xformers_lab.errors import UserError
+    from xformers_lab.inference.loading import read_checkpoint
+
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes((tiny_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    with pytest.raises(UserError, match=r"broken\.ckpt is corrupt or not a checkpoint"):
+        read_checkpoint(broken)

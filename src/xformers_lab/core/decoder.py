@@ -1,0 +1,43 @@
+"""Decoder-only language model (GPT, Llama)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from xformers_lab.core.block import Stack
+from xformers_lab.core.config import TransformerConfig
+from xformers_lab.core.heads import LMHead
+from xformers_lab.core.init import check_input_ids, init_weights
+
+
+class DecoderLM(nn.Module):
+    """Decoder-only causal LM (GPT, Llama): embed -> causal stack -> LM head."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
+        self.decoder = Stack(cfg, cfg.n_layers, causal=True, cross=False)
+        self.head = LMHead(cfg, self.embed)
+        init_weights(self, cfg)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
+        """input_ids: (B, T) -> logits (B, T, V_padded)."""
+        return self.head(self.hidden_states(input_ids, attention_mask, position_ids))
+
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Final-norm hidden states (B, T, D), before the LM head."""
+        check_input_ids(input_ids, self.config)
+        return self.decoder(
+            self.embed(input_ids), attention_mask=attention_mask, position_ids=position_ids
+        )

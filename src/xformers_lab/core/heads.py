@@ -1,0 +1,32 @@
+"""Output heads shared by the model shells."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xformers_lab.core.config import TransformerConfig
+
+
+class LMHead(nn.Module):
+    """Hidden states -> logits over the padded vocabulary, tied to the embedding or not.
+
+    Padded vocabulary rows exist only for fast matmuls; their logits are -inf so they are never
+    predicted, sampled, or given probability mass.
+    """
+
+    def __init__(self, cfg: TransformerConfig, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.vocab_size = cfg.vocab_size
+        self.tied = cfg.tie_embeddings
+        if self.tied:
+            self.weight = embedding.weight
+        else:
+            self.weight = nn.Parameter(torch.empty(cfg.padded_vocab_size, cfg.d_model))
+
+    def forward(self, h: Tensor) -> Tensor:  # (..., D) -> (..., V_padded)
+        logits = F.linear(h, self.weight)
+        if logits.shape[-1] > self.vocab_size:
+            logits[..., self.vocab_size :] = float("-inf")
+        return logits
