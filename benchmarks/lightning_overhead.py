@@ -54,9 +54,9 @@ def plain_loop(cfg, steps: int) -> float:
         settings.data,
         tokenizer,
         corpus,
-        block_len=settings.task.block_len(seq_len),
-        stride=settings.task.stride(seq_len),
-        collator=settings.task.collator(tokenizer, seq_len),
+        block_len=settings.task.block_len(seq_len, settings.task_options),
+        stride=settings.task.stride(seq_len, settings.task_options),
+        collator=settings.task.collator(tokenizer, seq_len, settings.task_options),
         seed=settings.seed,
     )
     clip = settings.trainer.gradient_clip_val

@@ -30,7 +30,8 @@ class RunSettings:
     """TransformerConfig fields; `vocab_size` comes from the tokenizer."""
     task_name: str
     task: TaskSpec
-    task_options: dict[str, Any]
+    task_options: Any
+    """Instance of `task.options`."""
     data: DataConfig
     tokenizer: TokenizerConfig
     trainer: TrainerConfig
@@ -75,7 +76,7 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
         model=model,
         task_name=task_name,
         task=task,
-        task_options=task_node,
+        task_options=build(task.options, task_node, "task"),
         data=data,
         tokenizer=build(TokenizerConfig, cfg.get("tokenizer"), "tokenizer"),
         trainer=trainer,

@@ -97,18 +97,19 @@ def _build_task(cfg: DictConfig, settings: RunSettings, tokenizer: Any) -> Langu
         weight_decay=float(cfg.optim.get("weight_decay", 0.0)),
         total_steps=settings.trainer.max_steps,
         run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        options=settings.task_options,
     )
 
 
 def _build_datamodule(settings: RunSettings, tokenizer: Any, corpus: Any) -> TextDataModule:
-    seq_len = settings.data.seq_len
+    seq_len, spec, options = settings.data.seq_len, settings.task, settings.task_options
     return TextDataModule(
         settings.data,
         tokenizer,
         corpus,
-        block_len=settings.task.block_len(seq_len),
-        stride=settings.task.stride(seq_len),
-        collator=settings.task.collator(tokenizer, seq_len, **settings.task_options),
+        block_len=spec.block_len(seq_len, options),
+        stride=spec.stride(seq_len, options),
+        collator=spec.collator(tokenizer, seq_len, options),
         seed=settings.seed,
     )
 

@@ -6,34 +6,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from xformers_lab.data.collators import CausalLMCollator
+from xformers_lab.data.collators import CausalLMCollator, Collator
 from xformers_lab.tasks.base import LanguageModelTask
 from xformers_lab.tasks.clm import CausalLMTask
 
 
+@dataclass(frozen=True, kw_only=True)
+class NoOptions:
+    """For objectives whose task config holds nothing but `name`."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """How an objective is wired: its module, the model architecture it trains, and how its
-    packed rows relate to `data.seq_len`."""
+    """How an objective is wired: its module, the architecture it trains, its typed options
+    (the task config's keys besides `name`), its collator, and how packed windows relate to
+    `data.seq_len`."""
 
     module: type[LanguageModelTask]
     arch: str
     """The `model.arch` this objective trains."""
-    collator: Callable[..., Any]
-    """Factory (tokenizer, seq_len, **task options) -> collate function."""
-    block_len: Callable[[int], int]
-    """Packed row length for a given seq_len."""
-    stride: Callable[[int], int]
-    """Distance between the starts of consecutive packed rows."""
-
-
-def _causal_collator(tokenizer: Any, seq_len: int) -> CausalLMCollator:
-    return CausalLMCollator()
+    collator: Callable[[Any, int, Any], Collator]
+    """(tokenizer, seq_len, options) -> collate function."""
+    block_len: Callable[[int, Any], int]
+    """(seq_len, options) -> tokens per window cut from the stream."""
+    stride: Callable[[int, Any], int]
+    """(seq_len, options) -> tokens between the starts of consecutive windows."""
+    options: type = NoOptions
+    """Frozen dataclass of the objective's options, validated like every other group."""
 
 
 TASKS: dict[str, TaskSpec] = {
-    # rows of seq_len + 1 tokens, overlapping by one, so inputs and shifted targets waste nothing
-    "clm": TaskSpec(CausalLMTask, "decoder", _causal_collator, lambda n: n + 1, lambda n: n),
+    # windows of seq_len + 1 tokens, overlapping by one: inputs and shifted targets waste nothing
+    "clm": TaskSpec(
+        module=CausalLMTask,
+        arch="decoder",
+        collator=lambda tokenizer, seq_len, options: CausalLMCollator(),
+        block_len=lambda seq_len, options: seq_len + 1,
+        stride=lambda seq_len, options: seq_len,
+    ),
 }
 
-__all__ = ["TASKS", "LanguageModelTask", "TaskSpec"]
+__all__ = ["TASKS", "LanguageModelTask", "NoOptions", "TaskSpec"]

@@ -34,6 +34,7 @@ class LanguageModelTask(L.LightningModule):
         weight_decay: applied to weight matrices only (see `param_groups`).
         total_steps: length of the schedule (trainer.max_steps).
         run_config: the resolved Hydra config, stored in checkpoints for provenance.
+        options: the objective's typed options (its `TaskSpec.options` dataclass).
     """
 
     name: str = ""
@@ -48,8 +49,10 @@ class LanguageModelTask(L.LightningModule):
         weight_decay: float,
         total_steps: int,
         run_config: dict[str, Any] | None = None,
+        options: Any = None,
     ) -> None:
         super().__init__()
+        self.options = options
         self.model_config = model_config
         self.tokenizer = tokenizer
         self.model = build_model(model_config)
