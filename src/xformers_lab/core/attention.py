@@ -46,7 +46,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, q_dim + 2 * kv_dim, bias=cfg.bias)
         self.out = nn.Linear(q_dim, cfg.d_model, bias=cfg.bias)
         self.out.is_residual_projection = True
-        self.dropout = cfg.dropout
+        self.dropout, self.scale = cfg.dropout, cfg.attn_scale
 
     def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
         q, k, v = self.qkv(x).split(self.split, dim=-1)
@@ -55,7 +55,8 @@ class SelfAttention(nn.Module):
         v = _heads(v, self.n_kv_heads, self.d_head)
         if ctx.rotary is not None:
             q, k = apply_rotary(q, *ctx.rotary), apply_rotary(k, *ctx.rotary)
-        y = _attend(q, k, v, ctx.mask, ctx.is_causal, self.dropout if self.training else 0.0)
+        dropout = self.dropout if self.training else 0.0
+        y = _attend(q, k, v, ctx.mask, ctx.is_causal, dropout, self.scale)
         return self.out(_merge_heads(y))
 
 
@@ -69,7 +70,7 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(cfg.d_model, 2 * cfg.n_kv_heads * cfg.d_head, bias=cfg.bias)
         self.out = nn.Linear(cfg.n_heads * cfg.d_head, cfg.d_model, bias=cfg.bias)
         self.out.is_residual_projection = True
-        self.dropout = cfg.dropout
+        self.dropout, self.scale = cfg.dropout, cfg.attn_scale
 
     def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
         if ctx.memory is None:
@@ -77,7 +78,8 @@ class CrossAttention(nn.Module):
         q = _heads(self.q(x), self.n_heads, self.d_head)
         k, v = self.kv(ctx.memory).chunk(2, dim=-1)
         k, v = _heads(k, self.n_kv_heads, self.d_head), _heads(v, self.n_kv_heads, self.d_head)
-        y = _attend(q, k, v, ctx.memory_mask, False, self.dropout if self.training else 0.0)
+        dropout = self.dropout if self.training else 0.0
+        y = _attend(q, k, v, ctx.memory_mask, False, dropout, self.scale)
         return self.out(_merge_heads(y))
 
 
@@ -122,7 +124,13 @@ def padding_mask(key_padding: Tensor | None) -> Tensor | None:
 
 
 def _attend(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    is_causal: bool,
+    dropout: float,
+    scale: float | None,
 ) -> Tensor:
     if mask is not None and mask.dtype != torch.bool:
         mask = mask.to(q.dtype)
@@ -133,6 +141,7 @@ def _attend(
         attn_mask=mask,
         dropout_p=dropout,
         is_causal=is_causal,
+        scale=scale,  # None: 1/sqrt(d_head)
         enable_gqa=k.shape[1] != q.shape[1],
     )
 

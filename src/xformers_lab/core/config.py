@@ -38,6 +38,8 @@ class TransformerConfig:
     """Key/value heads: `n_heads` (MHA, the default), fewer (GQA) or 1 (MQA)."""
     d_head: int | None = None
     """Width of one head; defaults to `d_model // n_heads`."""
+    attn_scale: float | None = None
+    """Factor on the q·k scores; None is 1/sqrt(d_head). T5 uses 1.0 (its init absorbs it)."""
     d_ff: int | None = None
     """Hidden width of the feed-forward; defaults to 4*d_model, or ~8/3*d_model for gated ones."""
     max_seq_len: int = 1024
@@ -46,6 +48,10 @@ class TransformerConfig:
     """Position scheme: one of `POSITIONS` (learned, sinusoidal, rope, alibi, ...)."""
     rope_theta: float = 10000.0
     """RoPE base frequency."""
+    rel_buckets: int = 32
+    """`position: t5`: relative-position buckets (split between directions when bidirectional)."""
+    rel_max_distance: int = 128
+    """`position: t5`: distance from which every relative position shares the last bucket."""
     ffn: str = "gelu"
     """Feed-forward activation: one of `FFN_ACTIVATIONS` (relu, gelu, gelu_tanh, swiglu, geglu)."""
     norm: str = "layer"
@@ -64,6 +70,8 @@ class TransformerConfig:
     """Dropout on embeddings, attention probabilities and residual branches."""
     tie_embeddings: bool = True
     """LM head shares the token embedding matrix."""
+    scale_tied_head: bool = False
+    """Multiply hidden states by d_model ** -0.5 before the tied head (T5 v1.0, Mesh TF)."""
     init_std: float = 0.02
     """Std of the normal init; residual projections get init_std / sqrt(2 * n_layers) (GPT-2)."""
     pad_vocab_to: int = 64
@@ -78,6 +86,18 @@ class TransformerConfig:
         _require_choice("norm", self.norm, NORMS)
         _require_choice("norm_position", self.norm_position, NORM_POSITIONS)
         _require(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        if self.attn_scale is not None:
+            _require(self.attn_scale > 0, f"attn_scale must be positive, got {self.attn_scale}")
+        _require(self.rel_buckets >= 4, f"rel_buckets must be >= 4, got {self.rel_buckets}")
+        _require(
+            self.rel_max_distance > self.rel_buckets // 2,
+            f"rel_max_distance ({self.rel_max_distance}) must exceed rel_buckets // 2"
+            f" ({self.rel_buckets // 2})",
+        )
+        _require(
+            self.tie_embeddings or not self.scale_tied_head,
+            "scale_tied_head needs tie_embeddings=true",
+        )
         if self.d_head is None:
             _require(
                 self.d_model % self.n_heads == 0,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
+from xformers_lab.core.attention import CrossAttention, SelfAttention
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.heads import LMHead
 
@@ -13,7 +15,9 @@ from xformers_lab.core.heads import LMHead
 def init_weights(model: nn.Module, cfg: TransformerConfig) -> None:
     """GPT-2 init: N(0, init_std) for matrices and embeddings, zero biases, unit norms, and
     residual projections scaled by 1/sqrt(2 * n_layers) so the residual stream does not grow
-    with depth."""
+    with depth. With `attn_scale` set, the query weights start scaled by
+    (1/sqrt(d_head)) / attn_scale, so the first scores are as with the default scale (T5's init
+    absorbs 1/sqrt(d_head) into the queries the same way)."""
     residual_std = cfg.init_std / math.sqrt(2 * cfg.n_layers)
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -23,6 +27,17 @@ def init_weights(model: nn.Module, cfg: TransformerConfig) -> None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding) or (isinstance(module, LMHead) and not module.tied):
             nn.init.normal_(module.weight, mean=0.0, std=cfg.init_std)
+    if cfg.attn_scale is not None:
+        _scale_queries(model, cfg.d_head**-0.5 / cfg.attn_scale)
+
+
+@torch.no_grad()
+def _scale_queries(model: nn.Module, factor: float) -> None:
+    for module in model.modules():
+        if isinstance(module, SelfAttention):
+            module.qkv.weight[: module.split[0]].mul_(factor)  # the query rows of the fused QKV
+        elif isinstance(module, CrossAttention):
+            module.q.weight.mul_(factor)
 
 
 def check_input_ids(ids: Tensor, cfg: TransformerConfig) -> None:

@@ -6,9 +6,11 @@ from torch import nn
 
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.decoder import DecoderLM
+from xformers_lab.core.encoder_decoder import EncoderDecoderLM
 
 MODELS: dict[str, type[nn.Module]] = {
     "decoder": DecoderLM,
+    "encoder_decoder": EncoderDecoderLM,
 }
 
 

@@ -2,7 +2,7 @@
 
     embedding(positions)        added to token embeddings     learned, sinusoidal
     rotary(positions)           rotates queries and keys      rope
-    score_bias(q_pos, k_pos)    added to attention scores     alibi (and T5's relative buckets)
+    score_bias(q_pos, k_pos)    added to attention scores     alibi, t5 (relative buckets)
 
 A stack builds its scheme once and calls the hooks once per forward; its layers share the result.
 `positions` are integer tensors of shape (T,) or (B, T).
@@ -116,6 +116,52 @@ def alibi_slopes(n_heads: int) -> list[float]:
     return power_of_two_slopes(closest) + extra
 
 
+class RelativeBias(PositionScheme):
+    """T5's relative position bias (arXiv 1910.10683 sec. 2.1): a learned scalar per (bucket,
+    head) added to the scores. Each stack owns one table, shared by its layers (T5 keeps it in
+    the stack's first layer); buckets are bidirectional in an encoder and causal in a decoder."""
+
+    def __init__(self, cfg: TransformerConfig, causal: bool) -> None:
+        super().__init__()
+        self.bidirectional = not causal
+        self.num_buckets, self.max_distance = cfg.rel_buckets, cfg.rel_max_distance
+        self.table = nn.Embedding(cfg.rel_buckets, cfg.n_heads)
+
+    def score_bias(self, q_positions: Tensor, k_positions: Tensor) -> Tensor:
+        q = _batched(q_positions).unsqueeze(-1)  # (B|1, 1, T, 1)
+        k = _batched(k_positions).unsqueeze(-2)  # (B|1, 1, 1, S)
+        buckets = relative_position_bucket(
+            k - q,
+            bidirectional=self.bidirectional,
+            num_buckets=self.num_buckets,
+            max_distance=self.max_distance,
+        )
+        return self.table(buckets.squeeze(1)).permute(0, 3, 1, 2)  # (B|1, H, T, S)
+
+
+def relative_position_bucket(
+    relative_position: Tensor, *, bidirectional: bool, num_buckets: int, max_distance: int
+) -> Tensor:
+    """Bucket of each relative position (key minus query), as Mesh TF's and HF T5's
+    `_relative_position_bucket`: one bucket per distance below `max_exact`, log-spaced buckets
+    up to `max_distance`, and the last bucket beyond. Bidirectional buckets give half the buckets
+    to keys after the query; causal ones put every later key in bucket 0 (it is masked anyway)."""
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    max_exact = num_buckets // 2
+    # float32 as in the references, so distances on a bucket boundary land in the same bucket
+    log_ratio = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(
+        max_distance / max_exact
+    )
+    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < max_exact, distance, large)
+
+
 def _batched(positions: Tensor) -> Tensor:
     """(T,) or (B, T) positions as (B|1, 1, T) for broadcasting over heads."""
     if positions.dim() == 1:
@@ -128,6 +174,7 @@ POSITIONS: dict[str, type[PositionScheme]] = {
     "sinusoidal": SinusoidalPositions,
     "rope": RotaryPositions,
     "alibi": ALiBi,
+    "t5": RelativeBias,
 }
 
 

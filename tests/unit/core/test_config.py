@@ -41,6 +41,10 @@ def test_round_trip_through_dict() -> None:
         ({"vocab_size": -1}, "vocab_size must be positive"),
         ({"dropout": 1.0}, "dropout must be in"),
         ({"position": "rope", "d_model": 12, "n_heads": 4}, "even d_head"),
+        ({"attn_scale": 0.0}, "attn_scale must be positive"),
+        ({"rel_buckets": 2}, "rel_buckets must be >= 4"),
+        ({"rel_buckets": 32, "rel_max_distance": 16}, r"rel_max_distance \(16\) must exceed"),
+        ({"tie_embeddings": False, "scale_tied_head": True}, "scale_tied_head needs"),
     ],
 )
 def test_invalid_configs_fail_with_a_clear_message(overrides: dict, message: str) -> None:
