@@ -45,6 +45,8 @@ def test_loss_falls(tiny_run: Path) -> None:
     assert len(train_losses) >= 4
     assert train_losses[-1] < 0.8 * train_losses[0]
     assert train_losses[0] == pytest.approx(math.log(363), rel=0.1)  # uniform over the vocabulary
+    lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * 3e-3  # cosine decay after warmup
 
 
 def test_checkpoint_rebuilds_model_and_tokenizer_alone(tiny_run: Path) -> None:

@@ -79,9 +79,11 @@ class LanguageModelTask(L.LightningModule):
         return batch["input_ids"].numel()
 
     def log_train_loss(self, loss: Tensor) -> None:
-        """Log the step loss; keep a short on-device window for the final summary (no sync)."""
+        """Log the step loss and learning rate; keep a short on-device window of losses for the
+        final summary (no sync)."""
         self.recent_train_losses.append(loss.detach())
         self.log("train/loss", loss, on_step=True, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
     def accumulate_val(self, **sums: Tensor) -> None:
         """Add per-batch sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""
