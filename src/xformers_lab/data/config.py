@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from xformers_lab.data.special_tokens import DEFAULT_N_SENTINELS
+from xformers_lab.data.special_tokens import DEFAULT_N_SENTINELS, first_regular_id
 from xformers_lab.data.tokenizers import TOKENIZERS
+from xformers_lab.data.tokenizers.spm import N_BYTE_PIECES
 
 SOURCES = ("pystdlib", "text", "hf")
 SAMPLE_BY = ("document", "paragraph", "line")
@@ -99,13 +101,55 @@ class TokenizerConfig:
     """Which tokenizer to train on the corpus; the special-token layout is shared by all."""
 
     kind: str
-    """One of `TOKENIZERS`: `char` (characters of the training text) or `byte` (UTF-8 bytes)."""
+    """One of `TOKENIZERS`: `char` (characters of the training text), `byte` (UTF-8 bytes),
+    `spm_unigram` or `spm_bpe` (SentencePiece subwords trained on the train split, cached)."""
     n_sentinels: int = DEFAULT_N_SENTINELS
     """T5 sentinels `<extra_id_i>` reserved after the fixed specials."""
+    vocab_size: int | None = None
+    """spm kinds: ids in all, specials and the 256 byte-fallback pieces included (null: 8192)."""
+    character_coverage: float | None = None
+    """spm kinds: share of the text's characters that get their own piece; rarer characters
+    are spelled in bytes (null: 0.9995; 1.0 for small alphabets)."""
+    input_sentence_size: int | None = None
+    """spm kinds: training sentences (lines grouped up to 2 KB) sampled from the train split;
+    0 takes all (null: 200000)."""
+    cache_dir: str | None = None
+    """spm kinds: where trained models are kept and reused (null: $XFORMERS_LAB_CACHE/tokenizers,
+    else ~/.cache/xformers_lab/tokenizers)."""
 
     def __post_init__(self) -> None:
         _require_choice("kind", self.kind, TOKENIZERS)
         _require(self.n_sentinels >= 0, f"n_sentinels must be >= 0, got {self.n_sentinels}")
+        trained = self.kind.startswith("spm_")
+        for name in SPM_FIELDS:
+            _require(
+                trained or getattr(self, name) is None,
+                f"{name} is read by the spm_unigram and spm_bpe kinds only, not kind={self.kind}",
+            )
+        if self.vocab_size is not None:
+            smallest = first_regular_id(self.n_sentinels) + N_BYTE_PIECES + 1
+            _require(
+                self.vocab_size >= smallest,
+                f"vocab_size must be at least {smallest} (the specials, {self.n_sentinels} "
+                f"sentinels and 256 byte pieces come first), got {self.vocab_size}",
+            )
+        if self.character_coverage is not None:
+            _require(
+                0.9 <= self.character_coverage <= 1.0,
+                f"character_coverage must be in [0.9, 1], got {self.character_coverage}",
+            )
+        if self.input_sentence_size is not None:
+            _require(
+                self.input_sentence_size >= 0,
+                f"input_sentence_size must be >= 0, got {self.input_sentence_size}",
+            )
+
+    def options(self) -> dict[str, Any]:
+        """The kind's training settings beyond `n_sentinels` (unset ones take their defaults)."""
+        return {n: getattr(self, n) for n in SPM_FIELDS if getattr(self, n) is not None}
+
+
+SPM_FIELDS = ("vocab_size", "character_coverage", "input_sentence_size", "cache_dir")
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:

@@ -1,4 +1,5 @@
-"""Keep data tests hermetic (a private datasets cache per test, no network); shared helpers."""
+"""Keep data tests hermetic (private datasets and tokenizer caches per test, no network); shared
+helpers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def _isolated_datasets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     datasets.disable_progress_bars()
+    monkeypatch.setenv("XFORMERS_LAB_CACHE", str(tmp_path_factory.mktemp("xformers_lab_cache")))
 
 
 def _one_line(err: pytest.ExceptionInfo[BaseException]) -> str:

@@ -62,7 +62,7 @@ def _compose(data: str, tokenizer: str, overrides: list[str]) -> tuple[DataConfi
     ("data", "overrides"),
     [("pystdlib", []), ("text", ["data.path=input.txt"]), ("hf", ["data.name=tiny_stories"])],
 )
-@pytest.mark.parametrize("tokenizer", ["char", "byte"])
+@pytest.mark.parametrize("tokenizer", ["char", "byte", "spm_unigram", "spm_bpe"])
 def test_shipped_groups_build(data: str, tokenizer: str, overrides: list[str]) -> None:
     data_cfg, tok_cfg = _compose(data, tokenizer, overrides)
     assert data_cfg.source == data and tok_cfg.kind == tokenizer

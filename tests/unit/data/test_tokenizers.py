@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 import torch
@@ -21,10 +22,28 @@ from xformers_lab.errors import UserError
 from xformers_lab.typed_config import build
 
 KINDS = list(TOKENIZERS)
+SPM_KINDS = [kind for kind in KINDS if kind.startswith("spm_")]
 TRAIN_TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nCafé — ✓ 𝔘\n"
+MORE_TEXT = """Beautiful is better than ugly.
+Explicit is better than implicit.
+Simple is better than complex.
+Complex is better than complicated.
+Flat is better than nested.
+Sparse is better than dense.
+Readability counts.
+Errors should never pass silently.
+In the face of ambiguity, refuse the temptation to guess.
+"""
+"""Extra training text for the sentencepiece kinds, so a few hundred pieces can be learned."""
+SPM_VOCAB = 340
 
 
-def make(kind: str, text: str = TRAIN_TEXT, n_sentinels: int = 5) -> Tokenizer:
+def make(kind: str, text: str = TRAIN_TEXT, n_sentinels: int = 5, **options: object) -> Tokenizer:
+    if kind in SPM_KINDS:
+        options = {"vocab_size": SPM_VOCAB - 5 + n_sentinels, **options}
+        return build_tokenizer(
+            TokenizerConfig(kind=kind, n_sentinels=n_sentinels, **options), [text, MORE_TEXT]
+        )
     return build_tokenizer(TokenizerConfig(kind=kind, n_sentinels=n_sentinels), [text])
 
 
@@ -57,6 +76,35 @@ def test_byte_round_trips_any_unicode() -> None:
     assert len(ids) == len(text.encode("utf-8"))
     assert tok.decode(ids) == text
     assert tok.vocab_size == tok.first_regular_id + 256
+
+
+def random_unicode(rng: random.Random, length: int) -> str:
+    """Any code point but lone surrogates (which no UTF-8 text holds), biased to odd ones."""
+    pools = [(0, 0x7F), (0x80, 0x7FF), (0x800, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF)]
+    chars = []
+    for _ in range(length):
+        low, high = rng.choice(pools)
+        chars.append(chr(rng.randint(low, high)))
+    return "".join(chars)
+
+
+@pytest.mark.parametrize("kind", ["byte", *SPM_KINDS])
+def test_any_unicode_round_trips_through_byte_fallback(kind: str) -> None:
+    tok = make(kind)
+    rng = random.Random(0)
+    texts = [
+        "naïve 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 中文 🎉 \x00\t\r\n",
+        "  leading and trailing spaces, tabs\t\tand\n\n\nnewlines  ",
+        "sentencepiece's own space marker ▁ and ▁▁ stays text",
+        "<mask> <extra_id_0> </s> look like specials but are text",
+        *(random_unicode(rng, rng.randint(1, 60)) for _ in range(200)),
+    ]
+    for text in texts:
+        ids = tok.encode(text)
+        assert all(tok.first_regular_id <= i < tok.vocab_size for i in ids)
+        assert tok.decode(ids) == text
+        assert sum(tok.token_bytes()[i] for i in ids) == len(text.encode("utf-8"))
+    assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]
 
 
 def test_byte_decode_replaces_invalid_utf8() -> None:
@@ -148,10 +196,11 @@ def test_byte_ignores_training_text() -> None:
 
 
 def test_unknown_kinds_fail_in_one_line_listing_the_known_ones() -> None:
-    with pytest.raises(UserError, match="unknown kind 'bpe9'; choose one of: char, byte") as err:
+    choices = "char, byte, spm_unigram, spm_bpe"
+    with pytest.raises(UserError, match=f"unknown kind 'bpe9'; choose one of: {choices}") as err:
         build(TokenizerConfig, {"kind": "bpe9"}, "tokenizer")
     assert "\n" not in str(err.value)
-    with pytest.raises(UserError, match=r"tokenizer kind 'bpe9' is unknown.*char, byte"):
+    with pytest.raises(UserError, match=f"tokenizer kind 'bpe9' is unknown.*{choices}"):
         tokenizer_from_state({"kind": "bpe9", "n_sentinels": 0})
     with pytest.raises(ValueError, match="n_sentinels must be >= 0"):
         TokenizerConfig(kind="byte", n_sentinels=-1)
