@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
+import pytest
 from datasets import Dataset
 
 from xformers_lab.data.packing import join_documents, stream_len, tokenize
@@ -47,3 +49,41 @@ def test_tokenize_encodes_each_document() -> None:
     tokenized = tokenize(Dataset.from_dict({"text": texts}), tok)
     assert tokenized.column_names == ["input_ids"]
     assert list(tokenized["input_ids"]) == [tok.encode(t) for t in texts]
+
+
+class CountingTokenizer(ByteTokenizer):
+    """Counts the texts it encodes (in this process)."""
+
+    encoded = 0
+
+    def encode_batch(self, texts, parse_special=False):  # type: ignore[no-untyped-def]
+        texts = list(texts)
+        CountingTokenizer.encoded += len(texts)
+        return super().encode_batch(texts, parse_special)
+
+
+TEXTS = [f"document {i}: " + "lorem ipsum " * i for i in range(50)]
+
+
+@pytest.mark.parametrize("num_proc", [None, 2])
+def test_tokenization_is_cached_on_disk_and_reused(num_proc: int | None) -> None:
+    tok = CountingTokenizer(n_sentinels=3)
+    first = tokenize(Dataset.from_dict({"text": TEXTS}), tok, num_proc)
+    assert first.cache_files and all(Path(f["filename"]).is_file() for f in first.cache_files)
+    written = [Path(f["filename"]).stat().st_mtime_ns for f in first.cache_files]
+    CountingTokenizer.encoded = 0
+    again = tokenize(Dataset.from_dict({"text": TEXTS}), tok, num_proc)  # a new, equal split
+    assert CountingTokenizer.encoded == 0  # (workers count in their own process: see mtimes)
+    assert again.cache_files == first.cache_files
+    assert [Path(f["filename"]).stat().st_mtime_ns for f in again.cache_files] == written
+    assert list(again["input_ids"]) == [tok.encode(t) for t in TEXTS]
+
+
+def test_another_tokenizer_or_text_is_tokenized_afresh() -> None:
+    tok = CountingTokenizer(n_sentinels=3)
+    base = tokenize(Dataset.from_dict({"text": TEXTS}), tok)
+    CountingTokenizer.encoded = 0
+    other_tok = tokenize(Dataset.from_dict({"text": TEXTS}), CountingTokenizer(n_sentinels=4))
+    other_text = tokenize(Dataset.from_dict({"text": [*TEXTS, "x"]}), tok)
+    assert CountingTokenizer.encoded == 2 * len(TEXTS) + 1
+    assert len({base._fingerprint, other_tok._fingerprint, other_text._fingerprint}) == 3
