@@ -91,19 +91,26 @@ def attention_mask(
     key_padding: Tensor | None,
     bias: Tensor | None,
     device: torch.device,
+    document_ids: Tensor | None = None,
 ) -> tuple[Tensor | None, bool]:
-    """Combine causality, key padding and a score bias into one SDPA mask.
+    """Combine causality, key padding, documents and a score bias into one SDPA mask.
 
     Returns (mask, is_causal). With nothing but causality the mask is None and SDPA's causal
     flag selects the flash kernels. A query whose keys are all padding would softmax over
     nothing (NaN, which then leaks through values), so every query may always see its own
     position; only padded queries are affected and their outputs are ignored.
+
+    `document_ids` (B, S), the document of each key of a packed row (queries are the last T),
+    makes the mask block-diagonal: a token sees only its own document.
     """
-    if key_padding is None and bias is None:
+    if key_padding is None and bias is None and document_ids is None:
         return None, causal
     allowed = torch.ones(1, 1, q_len, k_len, dtype=torch.bool, device=device)
     if causal:
         allowed = allowed.tril(diagonal=k_len - q_len)
+    if document_ids is not None:
+        queries = document_ids[:, None, k_len - q_len :, None]  # (B, 1, T, 1)
+        allowed = allowed & (queries == document_ids[:, None, None, :])
     if key_padding is not None:  # (B, S): True/1 = real token
         allowed = allowed & key_padding.bool()[:, None, None, :]
         allowed = allowed | _own_position(q_len, k_len, device)
@@ -121,6 +128,20 @@ def _own_position(q_len: int, k_len: int, device: torch.device) -> Tensor:
 def padding_mask(key_padding: Tensor | None) -> Tensor | None:
     """(B, S) real-token flags as a (B, 1, 1, S) bool mask for cross-attention."""
     return None if key_padding is None else key_padding.bool()[:, None, None, :]
+
+
+def cross_attention_mask(
+    key_padding: Tensor | None, query_documents: Tensor | None, key_documents: Tensor | None
+) -> Tensor | None:
+    """Cross-attention mask: real encoder tokens (B, S) and, given both documents (B, T) and
+    (B, S), only those of the query's document. A query with no such key sees every key (its
+    output is finite and should not be used) rather than softmaxing over nothing."""
+    mask = padding_mask(key_padding)
+    if query_documents is None or key_documents is None:
+        return mask
+    same = query_documents[:, None, :, None] == key_documents[:, None, None, :]  # (B, 1, T, S)
+    allowed = same if mask is None else same & mask
+    return allowed | ~allowed.any(dim=-1, keepdim=True)
 
 
 def _attend(

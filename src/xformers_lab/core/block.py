@@ -13,7 +13,7 @@ from xformers_lab.core.attention import (
     SelfAttention,
     StackContext,
     attention_mask,
-    padding_mask,
+    cross_attention_mask,
 )
 from xformers_lab.core.layers import FeedForward, make_norm
 from xformers_lab.core.positions import make_positions
@@ -73,8 +73,18 @@ class Stack(nn.Module):
         position_ids: Tensor | None = None,
         memory: Tensor | None = None,
         memory_mask: Tensor | None = None,
+        document_ids: Tensor | None = None,
+        memory_document_ids: Tensor | None = None,
     ) -> Tensor:
-        """x: (B, T, D) token embeddings; attention_mask: (B, T), 1 for real tokens."""
+        """x: (B, T, D) token embeddings; attention_mask: (B, T), 1 for real tokens.
+
+        document_ids: (B, T) document of each token of a packed row: attention stays inside
+        each document and positions restart at each document's first token (unless
+        `position_ids` are given). memory_document_ids: (B, S) the same for the encoder output,
+        so cross-attention reads only the query's document.
+        """
+        if position_ids is None and document_ids is not None:
+            position_ids = document_positions(document_ids)
         positions = (
             position_ids if position_ids is not None else torch.arange(x.shape[1], device=x.device)
         )
@@ -82,7 +92,9 @@ class Stack(nn.Module):
         if offset is not None:
             x = x + offset
         x = self.drop(self.embedding_norm(x))
-        ctx = self._context(x, positions, attention_mask, memory, memory_mask)
+        ctx = self._context(
+            x, positions, attention_mask, memory, memory_mask, document_ids, memory_document_ids
+        )
         for block in self.blocks:
             x = block(x, ctx)
         return self.final_norm(x)
@@ -94,6 +106,8 @@ class Stack(nn.Module):
         key_padding: Tensor | None,
         memory: Tensor | None,
         memory_mask: Tensor | None,
+        document_ids: Tensor | None = None,
+        memory_document_ids: Tensor | None = None,
     ) -> StackContext:
         seq_len = x.shape[1]
         mask, is_causal = attention_mask(
@@ -103,11 +117,22 @@ class Stack(nn.Module):
             key_padding=key_padding,
             bias=self.positions.score_bias(positions, positions),
             device=x.device,
+            document_ids=document_ids,
         )
         return StackContext(
             mask=mask,
             is_causal=is_causal,
             rotary=self.positions.rotary(positions),
             memory=memory,
-            memory_mask=padding_mask(memory_mask),
+            memory_mask=cross_attention_mask(memory_mask, document_ids, memory_document_ids),
         )
+
+
+def document_positions(document_ids: Tensor) -> Tensor:
+    """(B, T) position of each token inside its document: its index minus the index where its
+    run of equal document ids starts."""
+    index = torch.arange(document_ids.shape[-1], device=document_ids.device)
+    index = index.expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[..., 1:] = document_ids[..., 1:] != document_ids[..., :-1]
+    return index - torch.where(starts, index, 0).cummax(dim=-1).values

@@ -26,18 +26,27 @@ class DecoderLM(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
-        """input_ids: (B, T) -> logits (B, T, V_padded)."""
-        return self.head(self.hidden_states(input_ids, attention_mask, position_ids))
+        """input_ids: (B, T) -> logits (B, T, V_padded).
+
+        document_ids: (B, T) document of each token of a packed row; attention and positions
+        then stay within each document.
+        """
+        return self.head(self.hidden_states(input_ids, attention_mask, position_ids, document_ids))
 
     def hidden_states(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
         """Final-norm hidden states (B, T, D), before the LM head."""
         check_input_ids(input_ids, self.config)
         return self.decoder(
-            self.embed(input_ids), attention_mask=attention_mask, position_ids=position_ids
+            self.embed(input_ids),
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            document_ids=document_ids,
         )
