@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xformers_lab.core.config import TransformerConfig
+from xformers_lab.core.layers import FFN_ACTIVATIONS, make_norm
 
 
 class LMHead(nn.Module):
@@ -34,3 +35,22 @@ class LMHead(nn.Module):
         if logits.shape[-1] > self.vocab_size:
             logits[..., self.vocab_size :] = float("-inf")
         return logits
+
+
+class MLMHead(nn.Module):
+    """BERT's masked-LM head: dense -> activation -> norm -> decoder (tied or not) + output bias.
+
+    It runs on whatever hidden states it is given: a task gathers the masked positions first,
+    so at 15% masking most of the vocabulary projection is never computed.
+    """
+
+    def __init__(self, cfg: TransformerConfig, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.act = FFN_ACTIVATIONS[cfg.ffn].fn
+        self.norm = make_norm(cfg)
+        self.decoder = LMHead(cfg, embedding)
+        self.bias = nn.Parameter(torch.zeros(cfg.padded_vocab_size))
+
+    def forward(self, h: Tensor) -> Tensor:  # (..., D) -> (..., V_padded); padded columns -inf
+        return self.decoder(self.norm(self.act(self.dense(h)))) + self.bias

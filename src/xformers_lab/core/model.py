@@ -6,10 +6,12 @@ from torch import nn
 
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.decoder import DecoderLM
+from xformers_lab.core.encoder import EncoderLM
 from xformers_lab.core.encoder_decoder import EncoderDecoderLM
 
 MODELS: dict[str, type[nn.Module]] = {
     "decoder": DecoderLM,
+    "encoder": EncoderLM,
     "encoder_decoder": EncoderDecoderLM,
 }
 

@@ -1,0 +1,55 @@
+"""Encoder-only masked language model (BERT, RoBERTa)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from xformers_lab.core.block import Stack
+from xformers_lab.core.config import TransformerConfig
+from xformers_lab.core.heads import MLMHead
+from xformers_lab.core.init import check_input_ids, init_weights
+
+
+class EncoderLM(nn.Module):
+    """Encoder-only masked LM: embed -> bidirectional stack -> MLM head.
+
+        input_ids (B, T) --embed--> (B, T, D) --Stack(causal=False)--> hidden (B, T, D)
+        hidden[masked positions] (N, D) --MLMHead--> logits (N, V_padded)
+
+    `attention_mask` (B, T), 1 for real tokens, keeps padding out of every query's view. Training
+    calls `hidden_states` then `mlm_logits` on the gathered masked positions only; `forward` runs
+    the head everywhere (inference, fill-mask on short texts).
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.padded_vocab_size, cfg.d_model)
+        self.encoder = Stack(cfg, cfg.n_layers, causal=False, cross=False)
+        self.head = MLMHead(cfg, self.embed)
+        init_weights(self, cfg)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
+        """input_ids: (B, T) -> MLM logits (B, T, V_padded) at every position."""
+        return self.mlm_logits(self.hidden_states(input_ids, attention_mask, position_ids))
+
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Encoder output (B, T, D), before any head."""
+        check_input_ids(input_ids, self.config)
+        return self.encoder(
+            self.embed(input_ids), attention_mask=attention_mask, position_ids=position_ids
+        )
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """(..., D) hidden states, e.g. gathered at masked positions -> (..., V_padded) logits."""
+        return self.head(hidden)
