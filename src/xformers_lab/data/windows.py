@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 
 class StreamWindows(Dataset[Tensor]):
@@ -42,14 +42,32 @@ def window_count(stream_len: int, block_len: int, stride: int, offset: int = 0) 
     return max(0, (stream_len - offset - block_len) // stride + 1)
 
 
-class EpochWindowSampler(Sampler[int]):
-    """Start positions of one epoch's windows, in a seeded order.
+def grid_offset(seed: int, epoch: int, stride: int, shift: bool) -> int:
+    """Where epoch `epoch`'s grid starts: 0, or a seeded offset in [0, stride) when shifting."""
+    if not shift:
+        return 0
+    return int(torch.randint(stride, (1,), generator=_generator(seed, epoch)))
+
+
+def _generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class EpochWindowSampler(DistributedSampler):
+    """Start positions of one epoch's windows, in a seeded order, this rank's share of them.
 
     Args:
         stream_len, block_len, stride: the grid (stride = block_len - 1 for causal LM rows).
         seed: decides offsets and order together with the epoch.
         shift: start each epoch's grid at a seeded offset in [0, stride) instead of 0.
         shuffle: visit the windows in a seeded random order instead of stream order.
+        rank, world_size: ranks take turns through the epoch's order (rank r gets windows r,
+            r + world_size, ...), so their shards are disjoint and together cover the epoch.
+            When shuffling (training), each rank gets the same number of windows and the last
+            `< world_size` windows of the order are left for another epoch.
+
+    It derives from `DistributedSampler` only so that Lightning leaves it in place instead of
+    wrapping it in another one (it shards by itself, and knows the epoch).
     """
 
     def __init__(
@@ -61,26 +79,58 @@ class EpochWindowSampler(Sampler[int]):
         seed: int,
         shift: bool,
         shuffle: bool,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if not 0 < stride <= block_len:
             raise ValueError(f"need 0 < stride <= block_len, got {stride=} and {block_len=}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got {rank=} and {world_size=}")
         self.stream_len, self.block_len, self.stride = stream_len, block_len, stride
         self.seed, self.shift, self.shuffle = seed, shift, shuffle
+        self.rank, self.num_replicas, self.drop_last = rank, world_size, shuffle
         self.epoch = 0
         largest_offset = stride - 1 if shift else 0  # every epoch has the same length
-        self._len = window_count(stream_len, block_len, stride, largest_offset)
+        self.n_windows = window_count(stream_len, block_len, stride, largest_offset)
+        """Windows in one epoch, all ranks together."""
+        self._resume_at: tuple[int, int] | None = None
+        self.started_at = (0, 0)
+        """(epoch, windows of the epoch's order consumed before) of the latest iteration."""
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch."""
         self.epoch = epoch
 
+    def resume(self, epoch: int, consumed: int) -> None:
+        """Make the next iteration of `epoch` skip the first `consumed` windows of its order
+        (all ranks together): where a run that stopped there continues, for any world size."""
+        if consumed >= self._usable():
+            epoch, consumed = epoch + 1, 0
+        self.epoch, self._resume_at = epoch, (epoch, consumed)
+
     def __len__(self) -> int:
-        return self._len
+        """This rank's windows in a whole epoch."""
+        return self._share(self.n_windows)
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        resume, self._resume_at = self._resume_at, None
+        skip = resume[1] if resume is not None and resume[0] == self.epoch else 0
+        self.started_at = (self.epoch, skip)
+        generator = _generator(self.seed, self.epoch)
         offset = int(torch.randint(self.stride, (1,), generator=generator)) if self.shift else 0
-        starts = offset + self.stride * torch.arange(self._len)
+        starts = offset + self.stride * torch.arange(self.n_windows)
         if self.shuffle:
-            starts = starts[torch.randperm(self._len, generator=generator)]
-        return iter(starts.tolist())
+            starts = starts[torch.randperm(self.n_windows, generator=generator)]
+        mine = starts[skip + self.rank :: self.num_replicas]
+        return iter(mine[: self._share(self.n_windows - skip)].tolist())
+
+    def _share(self, n_windows: int) -> int:
+        if self.drop_last:
+            return n_windows // self.num_replicas
+        return max(0, -(-(n_windows - self.rank) // self.num_replicas))
+
+    def _usable(self) -> int:
+        """Windows of an epoch that some rank visits."""
+        if self.drop_last:
+            return self.num_replicas * (self.n_windows // self.num_replicas)
+        return self.n_windows

@@ -58,3 +58,61 @@ def test_sampler_checks_its_grid() -> None:
     for stride in (0, 10):
         with pytest.raises(ValueError, match="need 0 < stride <= block_len"):
             EpochWindowSampler(100, 9, stride, seed=0, shift=False, shuffle=False)
+
+
+def sampler(world_size: int = 1, rank: int = 0, shuffle: bool = True) -> EpochWindowSampler:
+    return EpochWindowSampler(
+        len(STREAM), 9, 8, seed=4, shift=shuffle, shuffle=shuffle, rank=rank, world_size=world_size
+    )
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ranks_get_disjoint_shards_that_together_cover_the_epoch(
+    world_size: int, shuffle: bool
+) -> None:
+    everything = list(sampler(shuffle=shuffle))
+    shards = [list(sampler(world_size, rank, shuffle)) for rank in range(world_size)]
+    union = [start for shard in shards for start in shard]
+    assert len(union) == len(set(union))  # disjoint
+    if shuffle:  # training: equal shards; the order's last < world_size windows wait
+        assert {len(shard) for shard in shards} == {len(everything) // world_size}
+        assert set(union) <= set(everything) and len(everything) - len(union) < world_size
+    else:  # validation: every window exactly once
+        assert sorted(union) == sorted(everything)
+    assert [len(sampler(world_size, r, shuffle)) for r in range(world_size)] == list(
+        map(len, shards)
+    )
+
+
+@pytest.mark.parametrize(("world_size", "resumed_world_size"), [(1, 1), (2, 2), (2, 3), (3, 1)])
+def test_resuming_skips_what_was_consumed_for_any_world_size(
+    world_size: int, resumed_world_size: int
+) -> None:
+    full = sampler()
+    full.set_epoch(2)
+    order = list(full)  # the epoch's order, all ranks together
+    consumed = 2 * world_size  # each rank consumed two windows
+    shards = []
+    for rank in range(resumed_world_size):
+        resumed = sampler(resumed_world_size, rank)
+        resumed.resume(2, consumed)
+        assert resumed.epoch == 2
+        shards.append(list(resumed))
+        assert resumed.started_at == (2, consumed)
+        assert list(resumed) == order[rank::resumed_world_size][: len(order) // resumed_world_size]
+    rest = sorted(start for shard in shards for start in shard)
+    assert set(rest) <= set(order[consumed:]) and len(order) - consumed - len(rest) < 3
+
+
+def test_resuming_at_the_end_of_an_epoch_starts_the_next() -> None:
+    s = sampler()
+    s.resume(4, len(s))
+    assert s.epoch == 5 and s.started_at == (0, 0)
+    assert next(iter(s)) is not None and s.started_at == (5, 0)
+
+
+def test_lightning_leaves_the_sampler_alone_under_ddp() -> None:
+    assert isinstance(sampler(), torch.utils.data.DistributedSampler)
+    with pytest.raises(ValueError, match="need 0 <= rank < world_size"):
+        sampler(world_size=2, rank=2)
