@@ -54,6 +54,16 @@ class DataConfig:
     """DataLoader worker processes; 0 fetches in the training process (batches are cheap)."""
     num_proc: int | None = None
     """Processes for loading and tokenizing the corpus with `datasets`; null means one."""
+    streaming: bool = False
+    """Read the corpus lazily and tokenize and pack it on the fly, for corpora larger than
+    memory. Ranks and dataloader workers read disjoint documents; with one reader the windows
+    are those of the in-memory path. Training repeats epochs until trainer.max_steps."""
+    shuffle_buffer: int = 10_000
+    """streaming: training windows pass through a seeded shuffle buffer of this many windows
+    (0 keeps stream order); the in-memory path shuffles each whole epoch instead."""
+    document_mask: bool = False
+    """Keep attention inside each document of a packed row (a block-diagonal mask, causal for
+    decoders) and restart positions at each document, as if documents were not packed."""
 
     def __post_init__(self) -> None:
         _require_choice("source", self.source, SOURCES)
@@ -84,6 +94,9 @@ class DataConfig:
         _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         if self.num_proc is not None:
             _require(self.num_proc > 0, f"num_proc must be positive, got {self.num_proc}")
+        _require(
+            self.shuffle_buffer >= 0, f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}"
+        )
 
     @property
     def paths(self) -> list[str]:

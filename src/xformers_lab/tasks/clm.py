@@ -14,17 +14,21 @@ class CausalLMTask(LanguageModelTask):
     name = "clm"
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits = self.model(batch["input_ids"])  # (B, T, V)
+        logits = self._logits(batch)  # (B, T, V)
         loss = F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
         self.log_train_loss(loss)
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         targets = batch["labels"].flatten()
-        logits = self.model(batch["input_ids"])
+        logits = self._logits(batch)
         token_losses = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
         self.accumulate_val(
             nats=token_losses.sum(),
             tokens=targets.new_tensor(targets.numel()),
             **self.byte_sums(token_losses, targets),
         )
+
+    def _logits(self, batch: dict[str, Tensor]) -> Tensor:
+        """document_ids (data.document_mask) keep attention inside each packed document."""
+        return self.model(batch["input_ids"], document_ids=batch.get("document_ids"))

@@ -8,8 +8,9 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
+from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data import datamodule as datamodule_module
-from xformers_lab.data.collators import CausalLMCollator
+from xformers_lab.data.collators import CausalLMCollator, Collator
 from xformers_lab.data.config import DataConfig
 from xformers_lab.data.datamodule import TextDataModule
 from xformers_lab.data.tokenizers import ByteTokenizer
@@ -130,3 +131,70 @@ def test_fewer_rows_than_a_batch_fails_in_one_line(one_line: OneLine) -> None:
     assert "the train split packs to 1 rows of 9 tokens, fewer than data.batch_size=4" in one_line(
         err
     )
+
+
+def test_document_mask_gives_batches_the_document_of_each_input() -> None:
+    dm = make(document_mask=True)
+    for batch in dm.val_dataloader():
+        ids, docs = batch["input_ids"], batch["document_ids"]
+        assert docs.shape == ids.shape
+        # a document starts after each EOS: the next id is one more, within the row
+        after_eos = torch.zeros_like(ids, dtype=torch.bool)
+        after_eos[:, 1:] = ids[:, :-1] == ByteTokenizer.eos_id
+        assert torch.equal(docs[:, 1:] - docs[:, :-1], after_eos[:, 1:].long())
+        assert (docs[:, 0] == 0).all()
+
+
+def test_document_mask_needs_an_objective_that_supports_it(one_line: OneLine) -> None:
+    class Plain(Collator):
+        def collate(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"input_ids": rows}
+
+    cfg = DataConfig(source="pystdlib", seq_len=SEQ_LEN, batch_size=BATCH, document_mask=True)
+    with pytest.raises(UserError) as err:
+        TextDataModule(cfg, ByteTokenizer(0), corpus(), SEQ_LEN, SEQ_LEN, Plain(), seed=0)
+    assert one_line(err) == (
+        "data.document_mask=true is not supported by this objective's collator (Plain); "
+        "set data.document_mask=false"
+    )
+
+
+def test_changing_one_document_of_a_packed_row_leaves_the_others_outputs_unchanged() -> None:
+    """Through the real path: corpus -> packed rows -> collator -> decoder with document ids."""
+    docs = [f"document {i} says {'abc' * i}." for i in range(12)]
+    changed = [*docs[:5], docs[5].upper(), *docs[6:]]  # same length, other text
+    torch.manual_seed(0)
+    model = build_model(
+        TransformerConfig(vocab_size=262, d_model=32, n_heads=4, n_layers=2, max_seq_len=64)
+    ).eval()
+
+    def outputs(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        splits = DatasetDict(
+            train=Dataset.from_dict({"text": texts * 3}),
+            validation=Dataset.from_dict({"text": texts}),
+        )
+        cfg = DataConfig(source="pystdlib", seq_len=64, batch_size=2, document_mask=True)
+        dm = TextDataModule(
+            cfg,
+            ByteTokenizer(0),
+            splits,
+            block_len=65,
+            stride=64,
+            collator=CausalLMCollator(),
+            seed=0,
+        )
+        batch = next(iter(dm.val_dataloader()))
+        logits = model(batch["input_ids"], document_ids=batch["document_ids"])
+        return batch["input_ids"], batch["document_ids"], logits
+
+    ids, docs_ids, before = outputs(docs)
+    changed_ids, _, after = outputs(changed)
+    differs = ids != changed_ids
+    assert differs.any()
+    touched = torch.zeros_like(differs)  # every token of a document that holds a change
+    for row in range(ids.shape[0]):
+        for doc in docs_ids[row][differs[row]].unique():
+            touched[row] |= docs_ids[row] == doc
+    assert (~touched).sum() > touched.sum()  # other documents share the rows
+    assert torch.equal(before[~touched], after[~touched])
+    assert not torch.allclose(before[touched], after[touched])

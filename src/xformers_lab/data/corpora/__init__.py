@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from datasets import DatasetDict
+from datasets import DatasetDict, IterableDatasetDict
 
 from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.files import load_text_files
 from xformers_lab.data.corpora.hub import load_hub
 from xformers_lab.data.corpora.pystdlib import load_pystdlib
 
-LOADERS: dict[str, Callable[[DataConfig], DatasetDict]] = {
+LOADERS: dict[str, Callable[[DataConfig], DatasetDict | IterableDatasetDict]] = {
     "pystdlib": load_pystdlib,
     "text": load_text_files,
     "hf": load_hub,
@@ -19,9 +19,15 @@ LOADERS: dict[str, Callable[[DataConfig], DatasetDict]] = {
 """Loader per `DataConfig.source`."""
 
 
-def load_corpus(cfg: DataConfig) -> DatasetDict:
-    """The corpus `cfg` names, as "train" and "validation" splits with one "text" column."""
-    return LOADERS[cfg.source](cfg)
+def load_corpus(cfg: DataConfig) -> DatasetDict | IterableDatasetDict:
+    """The corpus `cfg` names, as "train" and "validation" splits with one "text" column:
+    map-style datasets, or streamed ones (`IterableDatasetDict`) with `cfg.streaming`."""
+    corpus = LOADERS[cfg.source](cfg)
+    if cfg.streaming and isinstance(corpus, DatasetDict):  # built in memory (pystdlib)
+        return IterableDatasetDict(
+            {name: split.to_iterable_dataset() for name, split in corpus.items()}
+        )
+    return corpus
 
 
 __all__ = ["LOADERS", "load_corpus"]

@@ -7,7 +7,14 @@ import glob
 import os
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+from datasets import (
+    Dataset,
+    DatasetDict,
+    IterableDataset,
+    IterableDatasetDict,
+    concatenate_datasets,
+    load_dataset,
+)
 
 from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.columns import text_column
@@ -19,11 +26,14 @@ BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parqu
 """`datasets` builder by file extension; any other file is read as plain text."""
 
 
-def load_text_files(cfg: DataConfig) -> DatasetDict:
-    """Train on `cfg.path`; validate on `cfg.val_path`, or on text held out from `cfg.path`."""
+def load_text_files(cfg: DataConfig) -> DatasetDict | IterableDatasetDict:
+    """Train on `cfg.path`; validate on `cfg.val_path`, or on text held out from `cfg.path`.
+
+    With `cfg.streaming` the files are read lazily (an `IterableDatasetDict`)."""
     train = _load(cfg.paths, "data.path", cfg)
     if cfg.val_paths:
-        return DatasetDict(train=train, validation=_load(cfg.val_paths, "data.val_path", cfg))
+        splits = {"train": train, "validation": _load(cfg.val_paths, "data.val_path", cfg)}
+        return IterableDatasetDict(splits) if cfg.streaming else DatasetDict(splits)
     return split_off_validation(train, cfg.val_fraction)
 
 
@@ -36,7 +46,7 @@ def check_files(cfg: DataConfig) -> None:
         expand_files(cfg.val_paths, "data.val_path")
 
 
-def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset:
+def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset | IterableDataset:
     where = f"{key}={patterns[0] if len(patterns) == 1 else patterns!r}"
     files = [f for f in expand_files(patterns, key) if os.path.getsize(f) > 0]
     if not files:
@@ -44,7 +54,7 @@ def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset:
     groups: dict[str, list[str]] = {}
     for file in files:
         groups.setdefault(BUILDERS.get(Path(file).suffix.lower(), "text"), []).append(file)
-    parts = [text_column(_read(b, fs, cfg), cfg.text_field, where) for b, fs in groups.items()]
+    parts = [_read(builder, group, cfg, where) for builder, group in groups.items()]
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
@@ -67,12 +77,20 @@ def expand_files(patterns: list[str], key: str) -> list[str]:
     return list(files)
 
 
-def _read(builder: str, files: list[str], cfg: DataConfig) -> Dataset:
-    options = {"sample_by": cfg.sample_by} if builder == "text" else {}
-    try:
-        return load_dataset(
-            builder, data_files=files, split="train", num_proc=cfg.num_proc, **options
+def _read(builder: str, files: list[str], cfg: DataConfig, where: str) -> Dataset | IterableDataset:
+    options: dict[str, object] = {"sample_by": cfg.sample_by} if builder == "text" else {}
+    if cfg.streaming:
+        options["streaming"] = True
+    else:
+        options["num_proc"] = cfg.num_proc
+    try:  # a streamed dataset reads its files when text_column looks at its first rows
+        return text_column(
+            load_dataset(builder, data_files=files, split="train", **options),
+            cfg.text_field,
+            where,
         )
+    except UserError:
+        raise
     except Exception as err:  # datasets wraps parse/decode failures in several exception types
         if builder != "parquet":
             for file in files:
