@@ -7,17 +7,26 @@ import math
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from xformers_lab.cli import compose_config
 from xformers_lab.paths import conf_dir
+from xformers_lab.tasks import TASKS
 from xformers_lab.train import train
 
 PRESETS = sorted(path.stem for path in (conf_dir() / "model").glob("*.yaml"))
 
 
+def task_for(preset: str) -> str:
+    """The first registered task that trains the preset's architecture."""
+    arch = OmegaConf.load(conf_dir() / "model" / f"{preset}.yaml").get("arch", "decoder")
+    return next(name for name, spec in TASKS.items() if spec.arch == arch)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_model_preset_trains(preset: str, tmp_path: Path, tiny: list[str]) -> None:
-    cfg = compose_config("train", [f"model={preset}", *tiny, "trainer.max_steps=20"])
+    overrides = [f"model={preset}", f"task={task_for(preset)}", *tiny, "trainer.max_steps=20"]
+    cfg = compose_config("train", overrides)
     summary = train(cfg, tmp_path)
     assert summary["steps"] == 20
     assert math.isfinite(summary["best_val_loss"]) and summary["best_val_loss"] < math.log(363)

@@ -9,6 +9,13 @@ from typing import Any
 from xformers_lab.data.collators import CausalLMCollator, Collator
 from xformers_lab.tasks.base import LanguageModelTask
 from xformers_lab.tasks.clm import CausalLMTask
+from xformers_lab.tasks.span import (
+    SpanCorruptionTask,
+    SpanOptions,
+    check_span_settings,
+    span_collator,
+    span_lengths,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +40,9 @@ class TaskSpec:
     """(seq_len, options) -> tokens between the starts of consecutive windows."""
     options: type = NoOptions
     """Frozen dataclass of the objective's options, validated like every other group."""
+    check: Callable[[int, Any, Any], None] | None = None
+    """(seq_len, TokenizerConfig, options) -> None, raising `UserError` when the objective cannot
+    make rows of seq_len with this tokenizer (run at config time)."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -43,6 +53,16 @@ TASKS: dict[str, TaskSpec] = {
         collator=lambda tokenizer, seq_len, options: CausalLMCollator(),
         block_len=lambda seq_len, options: seq_len + 1,
         stride=lambda seq_len, options: seq_len,
+    ),
+    # windows of the raw length whose corruption is exactly seq_len tokens (T5's arithmetic)
+    "span": TaskSpec(
+        module=SpanCorruptionTask,
+        arch="encoder_decoder",
+        collator=span_collator,
+        block_len=lambda seq_len, options: span_lengths(seq_len, options).tokens,
+        stride=lambda seq_len, options: span_lengths(seq_len, options).tokens,
+        options=SpanOptions,
+        check=check_span_settings,
     ),
 }
 
