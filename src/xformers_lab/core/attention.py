@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xformers_lab.core.kv_cache import LayerCache
 from xformers_lab.core.positions import apply_rotary
 
 if TYPE_CHECKING:
@@ -48,13 +49,17 @@ class SelfAttention(nn.Module):
         self.out.is_residual_projection = True
         self.dropout, self.scale = cfg.dropout, cfg.attn_scale
 
-    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
+    def forward(
+        self, x: Tensor, ctx: StackContext, cache: LayerCache | None = None
+    ) -> Tensor:  # x: (B, T, D)
         q, k, v = self.qkv(x).split(self.split, dim=-1)
         q = _heads(q, self.n_heads, self.d_head)  # (B, H, T, d_head)
         k = _heads(k, self.n_kv_heads, self.d_head)  # (B, H_kv, T, d_head)
         v = _heads(v, self.n_kv_heads, self.d_head)
         if ctx.rotary is not None:
             q, k = apply_rotary(q, *ctx.rotary), apply_rotary(k, *ctx.rotary)
+        if cache is not None:  # keys are cached rotated, at their own positions
+            k, v = cache.append(k, v)  # (B, H_kv, S, d_head)
         dropout = self.dropout if self.training else 0.0
         y = _attend(q, k, v, ctx.mask, ctx.is_causal, dropout, self.scale)
         return self.out(_merge_heads(y))
@@ -72,15 +77,25 @@ class CrossAttention(nn.Module):
         self.out.is_residual_projection = True
         self.dropout, self.scale = cfg.dropout, cfg.attn_scale
 
-    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
-        if ctx.memory is None:
-            raise ValueError("cross-attention needs the encoder output (memory)")
+    def forward(
+        self, x: Tensor, ctx: StackContext, cache: LayerCache | None = None
+    ) -> Tensor:  # x: (B, T, D)
         q = _heads(self.q(x), self.n_heads, self.d_head)
-        k, v = self.kv(ctx.memory).chunk(2, dim=-1)
-        k, v = _heads(k, self.n_kv_heads, self.d_head), _heads(v, self.n_kv_heads, self.d_head)
+        if cache is not None and cache.cross_k is not None and cache.cross_v is not None:
+            k, v = cache.cross_k, cache.cross_v  # the encoder output does not change
+        else:
+            k, v = self._memory_kv(ctx)
+            if cache is not None:
+                cache.cross_k, cache.cross_v = k, v
         dropout = self.dropout if self.training else 0.0
         y = _attend(q, k, v, ctx.memory_mask, False, dropout, self.scale)
         return self.out(_merge_heads(y))
+
+    def _memory_kv(self, ctx: StackContext) -> tuple[Tensor, Tensor]:
+        if ctx.memory is None:
+            raise ValueError("cross-attention needs the encoder output (memory)")
+        k, v = self.kv(ctx.memory).chunk(2, dim=-1)
+        return _heads(k, self.n_kv_heads, self.d_head), _heads(v, self.n_kv_heads, self.d_head)
 
 
 def attention_mask(
@@ -104,7 +119,13 @@ def attention_mask(
     makes the mask block-diagonal: a token sees only its own document.
     """
     if key_padding is None and bias is None and document_ids is None:
-        return None, causal
+        if q_len == k_len:
+            return None, causal
+        if q_len == 1 or not causal:  # one new query after cached keys sees every key
+            return None, False
+        # SDPA's is_causal aligns top-left, wrong when queries are the last T of S keys
+        allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+        return allowed.tril(diagonal=k_len - q_len), False
     allowed = torch.ones(1, 1, q_len, k_len, dtype=torch.bool, device=device)
     if causal:
         allowed = allowed.tril(diagonal=k_len - q_len)

@@ -15,6 +15,7 @@ from xformers_lab.core.attention import (
     attention_mask,
     cross_attention_mask,
 )
+from xformers_lab.core.kv_cache import KVCache, LayerCache
 from xformers_lab.core.layers import FeedForward, make_norm
 from xformers_lab.core.positions import make_positions
 
@@ -37,10 +38,12 @@ class Block(nn.Module):
         self.ffn_norm, self.ffn = make_norm(cfg), FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, ctx: StackContext) -> Tensor:  # x: (B, T, D)
-        x = self._residual(x, self.attn_norm, lambda h: self.attn(h, ctx))
+    def forward(
+        self, x: Tensor, ctx: StackContext, cache: LayerCache | None = None
+    ) -> Tensor:  # x: (B, T, D)
+        x = self._residual(x, self.attn_norm, lambda h: self.attn(h, ctx, cache))
         if self.cross is not None:
-            x = self._residual(x, self.cross_norm, lambda h: self.cross(h, ctx))
+            x = self._residual(x, self.cross_norm, lambda h: self.cross(h, ctx, cache))
         return self._residual(x, self.ffn_norm, self.ffn)
 
     def _residual(self, x: Tensor, norm: nn.Module, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
@@ -75,8 +78,12 @@ class Stack(nn.Module):
         memory_mask: Tensor | None = None,
         document_ids: Tensor | None = None,
         memory_document_ids: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """x: (B, T, D) token embeddings; attention_mask: (B, T), 1 for real tokens.
+
+        With a `cache`, x holds only the new tokens: they attend to the cached ones too, their
+        positions continue after them, and attention_mask covers all S keys (B, S).
 
         document_ids: (B, T) document of each token of a packed row: attention stays inside
         each document and positions restart at each document's first token (unless
@@ -85,37 +92,52 @@ class Stack(nn.Module):
         """
         if position_ids is None and document_ids is not None:
             position_ids = document_positions(document_ids)
+        past = cache.length if cache is not None else 0
         positions = (
-            position_ids if position_ids is not None else torch.arange(x.shape[1], device=x.device)
+            position_ids
+            if position_ids is not None
+            else torch.arange(past, past + x.shape[1], device=x.device)
         )
+        if positions.dim() == 1:
+            positions = positions.unsqueeze(0)  # (B|1, T)
         offset = self.positions.embedding(positions)
         if offset is not None:
             x = x + offset
         x = self.drop(self.embedding_norm(x))
+        key_positions = cache.key_positions(positions) if cache is not None else positions
         ctx = self._context(
-            x, positions, attention_mask, memory, memory_mask, document_ids, memory_document_ids
+            x,
+            positions,
+            key_positions,
+            attention_mask,
+            memory,
+            memory_mask,
+            document_ids,
+            memory_document_ids,
         )
-        for block in self.blocks:
-            x = block(x, ctx)
+        for i, block in enumerate(self.blocks):
+            x = block(x, ctx, cache.layers[i] if cache is not None else None)
+        if cache is not None:
+            cache.positions = key_positions
         return self.final_norm(x)
 
     def _context(
         self,
         x: Tensor,
         positions: Tensor,
+        key_positions: Tensor,
         key_padding: Tensor | None,
         memory: Tensor | None,
         memory_mask: Tensor | None,
         document_ids: Tensor | None = None,
         memory_document_ids: Tensor | None = None,
     ) -> StackContext:
-        seq_len = x.shape[1]
         mask, is_causal = attention_mask(
             causal=self.causal,
-            q_len=seq_len,
-            k_len=seq_len,
+            q_len=x.shape[1],
+            k_len=key_positions.shape[-1],
             key_padding=key_padding,
-            bias=self.positions.score_bias(positions, positions),
+            bias=self.positions.score_bias(positions, key_positions),
             device=x.device,
             document_ids=document_ids,
         )

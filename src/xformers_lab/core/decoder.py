@@ -8,6 +8,7 @@ from xformers_lab.core.block import Stack
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.heads import LMHead
 from xformers_lab.core.init import check_input_ids, init_weights
+from xformers_lab.core.kv_cache import KVCache
 
 
 class DecoderLM(nn.Module):
@@ -27,13 +28,15 @@ class DecoderLM(nn.Module):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         document_ids: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """input_ids: (B, T) -> logits (B, T, V_padded).
 
         document_ids: (B, T) document of each token of a packed row; attention and positions
-        then stay within each document.
+        then stay within each document. cache: see `hidden_states`.
         """
-        return self.head(self.hidden_states(input_ids, attention_mask, position_ids, document_ids))
+        hidden = self.hidden_states(input_ids, attention_mask, position_ids, document_ids, cache)
+        return self.head(hidden)
 
     def hidden_states(
         self,
@@ -41,12 +44,22 @@ class DecoderLM(nn.Module):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         document_ids: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
-        """Final-norm hidden states (B, T, D), before the LM head."""
+        """Final-norm hidden states (B, T, D), before the LM head.
+
+        With a `cache` (from `new_cache`), input_ids are only the new tokens; attention_mask
+        then covers every token so far (B, S).
+        """
         check_input_ids(input_ids, self.config)
         return self.decoder(
             self.embed(input_ids),
             attention_mask=attention_mask,
             position_ids=position_ids,
             document_ids=document_ids,
+            cache=cache,
         )
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for incremental decoding."""
+        return KVCache(len(self.decoder.blocks))

@@ -8,6 +8,7 @@ from xformers_lab.core.block import Stack
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.heads import LMHead
 from xformers_lab.core.init import check_input_ids, init_weights
+from xformers_lab.core.kv_cache import KVCache
 
 
 class EncoderDecoderLM(nn.Module):
@@ -66,11 +67,14 @@ class EncoderDecoderLM(nn.Module):
         memory_mask: Tensor | None = None,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """Logits (B, T, V_padded) of the decoder over `memory` (B, S, D) from `encode`.
 
         memory_mask: (B, S) real encoder tokens; attention_mask: (B, T) real decoder tokens;
-        position_ids: (T,) or (B, T) decoder positions (default 0..T-1).
+        position_ids: (T,) or (B, T) decoder positions (default 0..T-1). With a `cache` (from
+        `new_cache`), decoder_input_ids are only the new tokens and the cross-attention keys
+        and values of `memory` are computed once.
         """
         check_input_ids(decoder_input_ids, self.config)
         hidden = self.decoder(
@@ -79,5 +83,10 @@ class EncoderDecoderLM(nn.Module):
             position_ids=position_ids,
             memory=memory,
             memory_mask=memory_mask,
+            cache=cache,
         )
         return self.head(hidden)
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for the decoder stack."""
+        return KVCache(len(self.decoder.blocks))
