@@ -34,20 +34,27 @@ class EncoderLM(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
         """input_ids: (B, T) -> MLM logits (B, T, V_padded) at every position."""
-        return self.mlm_logits(self.hidden_states(input_ids, attention_mask, position_ids))
+        hidden = self.hidden_states(input_ids, attention_mask, position_ids, document_ids)
+        return self.mlm_logits(hidden)
 
     def hidden_states(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
-        """Encoder output (B, T, D), before any head."""
+        """Encoder output (B, T, D), before any head. document_ids: (B, T) document of each
+        token of a packed row; attention and positions then stay within each document."""
         check_input_ids(input_ids, self.config)
         return self.encoder(
-            self.embed(input_ids), attention_mask=attention_mask, position_ids=position_ids
+            self.embed(input_ids),
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            document_ids=document_ids,
         )
 
     def mlm_logits(self, hidden: Tensor) -> Tensor:

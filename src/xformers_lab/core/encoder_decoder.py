@@ -38,26 +38,39 @@ class EncoderDecoderLM(nn.Module):
         attention_mask: Tensor | None = None,
         decoder_input_ids: Tensor | None = None,
         decoder_attention_mask: Tensor | None = None,
+        document_ids: Tensor | None = None,
+        decoder_document_ids: Tensor | None = None,
     ) -> Tensor:
         """input_ids: (B, S), decoder_input_ids: (B, T) -> logits (B, T, V_padded).
 
         Masks are (B, S) / (B, T), 1 for real tokens; the encoder mask also hides padded
-        encoder positions from cross-attention.
+        encoder positions from cross-attention. document_ids (B, S) / decoder_document_ids
+        (B, T): the document of each token of packed rows; every attention then stays within
+        its document (the decoder reads only its document's encoder tokens).
         """
         if decoder_input_ids is None:
             raise ValueError("an encoder-decoder needs decoder_input_ids (the shifted targets)")
-        memory = self.encode(input_ids, attention_mask)
+        memory = self.encode(input_ids, attention_mask, document_ids)
         return self.decode(
             decoder_input_ids,
             memory,
             memory_mask=attention_mask,
             attention_mask=decoder_attention_mask,
+            document_ids=decoder_document_ids,
+            memory_document_ids=document_ids,
         )
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    def encode(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        document_ids: Tensor | None = None,
+    ) -> Tensor:
         """Encoder output (B, S, D), final norm applied: the memory the decoder reads."""
         check_input_ids(input_ids, self.config)
-        return self.encoder(self.embed(input_ids), attention_mask=attention_mask)
+        return self.encoder(
+            self.embed(input_ids), attention_mask=attention_mask, document_ids=document_ids
+        )
 
     def decode(
         self,
@@ -68,6 +81,8 @@ class EncoderDecoderLM(nn.Module):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         cache: KVCache | None = None,
+        document_ids: Tensor | None = None,
+        memory_document_ids: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, V_padded) of the decoder over `memory` (B, S, D) from `encode`.
 
@@ -84,6 +99,8 @@ class EncoderDecoderLM(nn.Module):
             memory=memory,
             memory_mask=memory_mask,
             cache=cache,
+            document_ids=document_ids,
+            memory_document_ids=memory_document_ids,
         )
         return self.head(hidden)
 

@@ -111,3 +111,31 @@ def test_the_decoder_lm_takes_document_ids() -> None:
     packed = model(ids, document_ids=documents(LENGTHS))
     for span in spans(LENGTHS):
         torch.testing.assert_close(packed[:, span], model(ids[:, span]), rtol=1e-5, atol=1e-5)
+
+
+def test_the_encoder_lm_takes_document_ids() -> None:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(**{**config("learned").to_dict(), "arch": "encoder"})
+    model = build_model(cfg).eval()
+    ids = torch.randint(7, 70, (2, sum(LENGTHS)))
+    packed = model(ids, document_ids=documents(LENGTHS))
+    for span in spans(LENGTHS):
+        torch.testing.assert_close(packed[:, span], model(ids[:, span]), rtol=1e-5, atol=1e-5)
+
+
+def test_the_encoder_decoder_lm_keeps_each_document_to_itself() -> None:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(**{**config("t5").to_dict(), "arch": "encoder_decoder"})
+    model = build_model(cfg).eval()
+    source_lengths, target_lengths = [6, 3, 7], [2, 4, 3]
+    source = torch.randint(7, 70, (2, sum(source_lengths)))
+    target = torch.randint(7, 70, (2, sum(target_lengths)))
+    packed = model(
+        source,
+        decoder_input_ids=target,
+        document_ids=documents(source_lengths),
+        decoder_document_ids=documents(target_lengths),
+    )
+    for s, t in zip(spans(source_lengths), spans(target_lengths), strict=True):
+        alone = model(source[:, s], decoder_input_ids=target[:, t])
+        torch.testing.assert_close(packed[:, t], alone, rtol=1e-5, atol=1e-5)
