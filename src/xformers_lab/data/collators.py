@@ -33,7 +33,7 @@ class Collator(ABC):
         if rows.dim() != 2:
             raise ValueError(f"expected a batch of rows (B, L), got shape {tuple(rows.shape)}")
         out = self.collate(rows.long())
-        if self.document_eos_id is not None:
+        if self.document_eos_id is not None and "document_ids" not in out:
             out["document_ids"] = self.document_ids(row_documents(rows, self.document_eos_id))
         return out
 
@@ -44,7 +44,10 @@ class Collator(ABC):
     def document_ids(self, documents: Tensor) -> Tensor:
         """The documents (B, L) of the packed rows' tokens, laid out like `input_ids`.
 
-        An objective supports data.document_mask by overriding this.
+        An objective supports data.document_mask by overriding this. One whose layout depends
+        on its own draws (span corruption) may instead set `document_ids` (and, say,
+        `decoder_document_ids`) in `collate` from `row_documents(rows, self.document_eos_id)`,
+        overriding this only to declare the support.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support document masking")
 
