@@ -273,6 +273,14 @@ class PositionedLoader(DataLoader):
             batch[POSITION_KEY] = torch.tensor([0, epoch, skipped + n * per_batch])
             yield batch
 
+    def state_dict(self) -> dict[str, Any]:
+        """Empty: the position is `TextDataModule.state_dict`, taken from the batches the loop
+        consumed. Having the method tells Lightning the loader resumes mid-epoch."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to load (see `state_dict`)."""
+
 
 def _with_documents(collator: Callable[[Tensor], dict[str, Tensor]], tokenizer: Tokenizer) -> Any:
     if not isinstance(collator, Collator) or not collator.supports_document_ids:

@@ -212,3 +212,11 @@ def test_check_same_tokenizer_accepts_the_same_and_refuses_another(one_line: One
     assert f"differs from this run's (char, {other.vocab_size} ids" in message
     with pytest.raises(UserError, match="differs"):
         check_same_tokenizer(saved, spm("spm_bpe"), "init_from=x")
+
+
+def test_tokenizing_in_several_processes_gives_the_same_ids() -> None:
+    from xformers_lab.data.packing import tokenize
+
+    tok = spm()
+    ds = Dataset.from_dict({"text": CORPUS * 4})
+    assert list(tokenize(ds, tok, num_proc=2)["input_ids"]) == tok.encode_batch(CORPUS * 4)
