@@ -29,6 +29,12 @@ def build(cls: type[T], node: Mapping[str, Any] | Any, prefix: str, **extra: Any
         raise UserError(
             f"unknown key {prefix}.{unknown[0]}; valid keys of {prefix} are: {', '.join(fields)}"
         )
+    for name, field in fields.items():
+        required = (
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
+        if required and name not in values:
+            raise UserError(f"{prefix}.{name} must be set")
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
         values[name] = _coerce(value, hints[name], f"{prefix}.{name}")

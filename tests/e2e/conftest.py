@@ -67,3 +67,13 @@ def train_main(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return 0
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny: list[str]) -> Path:
+    """One tiny GPT training run through the real command line, shared by the e2e tests."""
+    root = tmp_path_factory.mktemp("cli")
+    result = _run_cli("xformers_lab.train", [*tiny, f"hydra.run.dir={root / 'run'}"], cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoint:" in result.stdout and "summary:" in result.stdout
+    return root / "run"

@@ -20,15 +20,6 @@ SUMMARY_KEYS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny: list[str], run_cli) -> Path:
-    root = tmp_path_factory.mktemp("cli")
-    result = run_cli("xformers_lab.train", [*tiny, f"hydra.run.dir={root / 'run'}"], cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "checkpoint:" in result.stdout and "summary:" in result.stdout
-    return root / "run"
-
-
 def test_summary_has_every_promised_figure(tiny_run: Path) -> None:
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert summary.keys() >= SUMMARY_KEYS

@@ -96,7 +96,7 @@ def test_post_init_value_error_becomes_a_user_error_with_the_prefix() -> None:
 
 
 def test_missing_required_field_is_a_user_error() -> None:
-    with pytest.raises(UserError, match=r"^optim: .*'lr'"):
+    with pytest.raises(UserError, match=r"^optim\.lr must be set$"):
         build(Opt, {}, "optim")
 
 

@@ -70,12 +70,15 @@ def generate_ids(
     *,
     eos_id: int,
     pad_id: int,
+    suppress_ids: list[int] | None = None,
 ) -> list[list[list[int]]]:
     """For each prompt (token ids), `cfg.num_samples` generated continuations (ids, EOS and
-    what follows it removed)."""
+    what follows it removed). `suppress_ids` are never generated."""
     copies = cfg.num_beams if cfg.num_beams > 1 else cfg.num_samples
     ids, mask = left_pad([p for p in prompts for _ in range(copies)], pad_id, _device(model))
     session = _session(model, cfg.use_cache, pad_id)
+    if suppress_ids:
+        session = _Suppressing(session, torch.tensor(suppress_ids, device=ids.device))
     logits = session.start(ids, mask)
     if cfg.num_beams > 1:
         return _beam_search(session, logits, cfg, len(prompts), eos_id)
@@ -95,7 +98,14 @@ def generate_text(
     encoder_decoder = model.config.arch == "encoder_decoder"
     encoded = [tokenizer.encode(p, parse_special=True) for p in prompts]
     ids = [[*e, tokenizer.eos_id] if encoder_decoder else [tokenizer.eos_id, *e] for e in encoded]
-    results = generate_ids(model, ids, cfg, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+    # a decoder never saw special tokens as targets, only </s>; a T5 emits its sentinels
+    specials = range(
+        tokenizer.first_regular_id if not encoder_decoder else tokenizer.sentinel_id(0)
+    )
+    suppress = [i for i in specials if i != tokenizer.eos_id]
+    results = generate_ids(
+        model, ids, cfg, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, suppress_ids=suppress
+    )
     return [[_cut_at_stop(tokenizer.decode(r), cfg.stop) for r in rows] for rows in results]
 
 
@@ -236,6 +246,29 @@ def _until_eos(row: list[int], eos_id: int) -> list[int]:
 def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
     cut = min((text.find(s) for s in stops if s and s in text), default=len(text))
     return text[:cut]
+
+
+class _Suppressing:
+    """A session whose logits never select `ids` (their logits are -inf)."""
+
+    def __init__(self, session, ids: Tensor) -> None:
+        self.session, self.ids = session, ids
+
+    @property
+    def tokens(self) -> Tensor:
+        return self.session.tokens
+
+    def start(self, prompt: Tensor, mask: Tensor) -> Tensor:
+        return self._mask(self.session.start(prompt, mask))
+
+    def step(self, next_ids: Tensor) -> Tensor:
+        return self._mask(self.session.step(next_ids))
+
+    def reorder(self, index: Tensor) -> None:
+        self.session.reorder(index)
+
+    def _mask(self, logits: Tensor) -> Tensor:
+        return logits.index_fill(-1, self.ids, float("-inf"))
 
 
 def _session(model: nn.Module, use_cache: bool, decoder_start_id: int):

@@ -14,6 +14,7 @@ from torch import nn
 from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data.tokenizers import Tokenizer, tokenizer_from_state
 from xformers_lab.errors import UserError
+from xformers_lab.inference.generation import GenerationConfig, generate_text
 from xformers_lab.tasks.base import CHECKPOINT_KEY
 
 
@@ -27,6 +28,21 @@ class LoadedModel:
     task: str
     path: Path
     run_config: dict[str, Any] = field(default_factory=dict)
+
+    def generate(
+        self, prompts: str | list[str], config: GenerationConfig | None = None, **options: Any
+    ) -> Any:
+        """Continue `prompts` (decoders) or fill their `<extra_id_N>` spans (encoder-decoders).
+
+        Options are `GenerationConfig` fields (max_new_tokens, do_sample, temperature, top_k,
+        top_p, num_beams, num_samples, stop, seed ...). A string gives a string (a list of
+        `num_samples` strings when > 1); a list of prompts gives a list of those.
+        """
+        cfg = config or GenerationConfig(**options)
+        batch = [prompts] if isinstance(prompts, str) else list(prompts)
+        results = generate_text(self.model, self.tokenizer, batch, cfg)
+        shaped = [rows[0] if cfg.num_samples == 1 else rows for rows in results]
+        return shaped[0] if isinstance(prompts, str) else shaped
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
