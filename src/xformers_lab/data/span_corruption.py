@@ -124,6 +124,11 @@ def random_spans_noise_mask(
     points, then interleaved non-noise first, so the mean noise span is `mean_noise_span_length`.
     """
     num_noise, num_spans = noise_counts(length, noise_density, mean_noise_span_length)
+    if min(num_noise, length - num_noise) < num_spans:
+        raise ValueError(
+            f"{length} tokens at noise_density={noise_density} cannot hold {num_spans} noise spans "
+            "separated by non-noise tokens"
+        )
     noise_lengths = _random_segmentation(num_noise, num_spans, batch_size, rng)  # (B, S)
     nonnoise_lengths = _random_segmentation(length - num_noise, num_spans, batch_size, rng)
     interleaved = np.stack([nonnoise_lengths, noise_lengths], axis=2).reshape(batch_size, -1)

@@ -179,3 +179,8 @@ def test_rows_of_the_wrong_length_are_refused() -> None:
     collator = SpanCorruptionCollator(TOKENIZER, 32)
     with pytest.raises(ValueError, match=r"expects rows of 34 tokens, got 33"):
         collator(stream_rows(2, 33))
+
+
+def test_a_mask_that_cannot_alternate_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot hold 9 noise spans"):
+        random_spans_noise_mask(1, 10, 0.9, 1.0, np.random.default_rng(0))
