@@ -25,6 +25,16 @@ _TINY = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tokenizer and datasets caches in a temporary folder, for in-process and CLI runs alike."""
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XFORMERS_LAB_CACHE", str(root / "xformers_lab"))
+        patch.setenv("HF_DATASETS_CACHE", str(root / "datasets"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny() -> list[str]:
     """Overrides that make any preset train in seconds on a CPU."""
