@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ _TINY = [
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tokenizer and datasets caches in a temporary folder, for in-process and CLI runs alike."""
     root = tmp_path_factory.mktemp("caches")
     with pytest.MonkeyPatch.context() as patch:
