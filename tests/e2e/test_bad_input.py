@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 CONFIG_TIME = [
-    (["model=nope"], "unknown model 'nope'; choose one of: gpt, llama"),
+    (["model=nope"], "unknown model 'nope'; choose one of: bert, gpt, llama"),
     (["task=nope"], "unknown task 'nope'"),
     (["tokenizer=nope"], "unknown tokenizer 'nope'"),
     (["trainer=nope"], "unknown trainer 'nope'"),
@@ -29,6 +29,16 @@ CONFIG_TIME = [
     (["data=text", "data.path=/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),
     (["-m", "model=gpt,nope"], "unknown model 'nope'"),
     (["model.n_layers=2,"], "cannot"),
+    (
+        ["model=gpt", "task=mlm"],
+        "task=mlm trains encoder models but model.arch=decoder; valid pairs:",
+    ),
+    (
+        ["model=bert", "task=clm"],
+        "task=clm trains decoder models but model.arch=encoder; valid pairs:",
+    ),
+    (["model=bert", "task=mlm", "task.mask_prob=0"], "task: mask_prob must be in (0, 1]"),
+    (["model=bert", "task=mlm", "task.keep_token=0.2"], "must sum to 1"),
 ]
 IDS = [" ".join(args) for args, _ in CONFIG_TIME]
 
@@ -44,6 +54,13 @@ def test_config_mistakes_fail_in_one_line_before_any_run_dir(
     assert code == 2, err
     assert_one_line(err, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_mismatch_lists_every_valid_pair(train_main, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_main(["model=gpt", "task=mlm"]) == 2
+    error = capsys.readouterr().err
+    for pair in ("task=clm with model=gpt|llama", "task=mlm with model=bert"):
+        assert pair in error
 
 
 def test_empty_corpus_fails_in_one_line(

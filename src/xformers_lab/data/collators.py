@@ -7,12 +7,18 @@ tensors, so objectives swap collators without touching the data module.
 from __future__ import annotations
 
 import copy
+import hashlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from xformers_lab.data.tokenizers import Tokenizer
 
 Rows = Tensor | Sequence[Sequence[int]] | Sequence[Tensor] | Sequence[np.ndarray]
 
@@ -83,3 +89,101 @@ class CausalLMCollator(Collator):
 
     def document_ids(self, documents: Tensor) -> Tensor:  # (B, T + 1) -> (B, T)
         return documents[:, :-1].contiguous()
+
+
+IGNORE_INDEX = -100
+"""Label of a prediction slot that holds no target (`F.cross_entropy`'s default ignore_index)."""
+
+
+class MaskedLMCollator(Collator):
+    """BERT's masking (arXiv 1810.04805 sec. 3.1), dynamic and vectorised.
+
+    Rows of `seq_len - 2` stream tokens are framed as `<cls> row <sep>`. Of the regular tokens
+    (specials, `</s>` between documents and padding are never picked), each row selects
+    `mask_prob` of them (stochastically rounded, so the rate is exact in expectation); of those,
+    `mask_token` become `<mask>`, `random_token` a random regular token and the rest stay as they
+    are. The model is told only where the selected tokens are:
+
+        input_ids       (B, seq_len)  the corrupted, framed rows
+        mask_positions  (B, K)        positions of the selected tokens; K = ceil(mask_prob * L)
+        labels          (B, K)        their original ids; IGNORE_INDEX in unused slots
+
+    Fixed shapes keep the step free of host syncs; the head runs on the K gathered positions.
+    The random draws come from a generator seeded by `seed` and the batch's contents, so a batch
+    is always masked the same way (validation is comparable across evaluations, workers need no
+    coordination) while training windows, whose grid shifts every epoch, get fresh masks.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        mask_prob: float = 0.15,
+        mask_token: float = 0.8,
+        random_token: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 < mask_prob <= 1.0:
+            raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
+        if not (mask_token >= 0 and random_token >= 0 and mask_token + random_token <= 1 + 1e-9):
+            raise ValueError(
+                f"mask_token ({mask_token}) and random_token ({random_token}) must be >= 0 and "
+                "sum to at most 1"
+            )
+        if tokenizer.first_regular_id >= tokenizer.vocab_size:
+            raise ValueError("the tokenizer has no regular tokens to mask")
+        self.mask_prob, self.mask_token, self.random_token = mask_prob, mask_token, random_token
+        self.seed = seed
+        self.first_regular_id, self.vocab_size = tokenizer.first_regular_id, tokenizer.vocab_size
+        self.mask_id, self.cls_id, self.sep_id = (
+            tokenizer.mask_id,
+            tokenizer.cls_id,
+            tokenizer.sep_id,
+        )
+
+    def slots(self, row_len: int) -> int:
+        """Prediction slots K for rows of `row_len` stream tokens: the most a row can select."""
+        return max(1, math.ceil(self.mask_prob * row_len - 1e-9))
+
+    def collate(self, rows: Tensor) -> dict[str, Tensor]:  # rows: (B, L) = (B, seq_len - 2)
+        generator = self._generator(rows)
+        n_rows, row_len = rows.shape
+        candidate = rows >= self.first_regular_id  # (B, L): regular tokens only
+        n_candidates = candidate.sum(dim=1)
+        jitter = torch.rand(n_rows, generator=generator)
+        n_selected = (self.mask_prob * n_candidates + jitter).floor().long()  # (B,)
+        # The K lowest random scores, candidates first: a uniform random subset in random order.
+        scores = torch.rand(rows.shape, generator=generator).masked_fill(~candidate, 2.0)
+        order = scores.topk(self.slots(row_len), dim=1, largest=False).indices  # (B, K)
+        used = torch.arange(order.shape[1]) < n_selected.unsqueeze(1)  # (B, K)
+        original = rows.gather(1, order)
+        corrupted = self._corrupt(original, generator)
+        inner = rows.scatter(1, order, torch.where(used, corrupted, original))
+        return {
+            "input_ids": self._frame(inner),  # (B, L + 2)
+            "mask_positions": torch.where(used, order + 1, 0),  # +1: after <cls>
+            "labels": torch.where(used, original, IGNORE_INDEX),
+        }
+
+    def document_ids(self, documents: Tensor) -> Tensor:  # (B, L) -> (B, L + 2)
+        """`<cls>` joins the row's first document, `<sep>` its last."""
+        return torch.cat([documents[:, :1], documents, documents[:, -1:]], dim=1)
+
+    def _corrupt(self, original: Tensor, generator: torch.Generator) -> Tensor:
+        """80/10/10 (by default): `<mask>`, a random regular token, or the token itself."""
+        draw = torch.rand(original.shape, generator=generator)
+        random_ids = torch.randint(
+            self.first_regular_id, self.vocab_size, original.shape, generator=generator
+        )
+        out = torch.where(draw < self.mask_token + self.random_token, random_ids, original)
+        return out.masked_fill(draw < self.mask_token, self.mask_id)
+
+    def _frame(self, inner: Tensor) -> Tensor:
+        cls = inner.new_full((inner.shape[0], 1), self.cls_id)
+        sep = inner.new_full((inner.shape[0], 1), self.sep_id)
+        return torch.cat([cls, inner, sep], dim=1)
+
+    def _generator(self, rows: Tensor) -> torch.Generator:
+        digest = hashlib.blake2b(rows.numpy().tobytes(), digest_size=8)
+        digest.update(self.seed.to_bytes(8, "little", signed=True))
+        return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)

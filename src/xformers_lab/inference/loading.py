@@ -14,6 +14,7 @@ from torch import nn
 from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data.tokenizers import Tokenizer, tokenizer_from_state
 from xformers_lab.errors import UserError
+from xformers_lab.inference.fill_mask import Candidate, fill_mask
 from xformers_lab.inference.generation import GenerationConfig, generate_text
 from xformers_lab.tasks.base import CHECKPOINT_KEY
 
@@ -28,6 +29,10 @@ class LoadedModel:
     task: str
     path: Path
     run_config: dict[str, Any] = field(default_factory=dict)
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[list[Candidate]]:
+        """Top `top_k` (token, prob) candidates for each `<mask>` of `text` (masked LMs only)."""
+        return fill_mask(self.model, self.tokenizer, text, top_k)
 
     def generate(
         self, prompts: str | list[str], config: GenerationConfig | None = None, **options: Any

@@ -9,6 +9,7 @@ from typing import Any
 from xformers_lab.data.collators import CausalLMCollator, Collator
 from xformers_lab.tasks.base import LanguageModelTask
 from xformers_lab.tasks.clm import CausalLMTask
+from xformers_lab.tasks.mlm import MaskedLMTask, MLMOptions, mlm_collator
 from xformers_lab.tasks.span import (
     SpanCorruptionTask,
     SpanOptions,
@@ -53,6 +54,15 @@ TASKS: dict[str, TaskSpec] = {
         collator=lambda tokenizer, seq_len, options: CausalLMCollator(),
         block_len=lambda seq_len, options: seq_len + 1,
         stride=lambda seq_len, options: seq_len,
+    ),
+    # windows of seq_len - 2 tokens, framed as <cls> window <sep> by the collator
+    "mlm": TaskSpec(
+        module=MaskedLMTask,
+        arch="encoder",
+        collator=mlm_collator,
+        block_len=lambda seq_len, options: seq_len - 2,
+        stride=lambda seq_len, options: seq_len - 2,
+        options=MLMOptions,
     ),
     # windows of the raw length whose corruption is exactly seq_len tokens (T5's arithmetic)
     "span": TaskSpec(

@@ -1,0 +1,105 @@
+"""Masked language modelling: predict the tokens the collator selected (BERT, RoBERTa)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from xformers_lab.data.collators import IGNORE_INDEX, MaskedLMCollator
+from xformers_lab.data.tokenizers import Tokenizer
+from xformers_lab.tasks.base import LanguageModelTask
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLMOptions:
+    """`task=mlm` keys: how many tokens are selected, and what becomes of them."""
+
+    mask_prob: float = 0.15
+    """Share of the regular (non-special, non-padding) tokens selected for prediction."""
+    mask_token: float = 0.8
+    """Share of the selected tokens replaced by `<mask>`."""
+    random_token: float = 0.1
+    """Share of the selected tokens replaced by a random regular token."""
+    keep_token: float = 0.1
+    """Share of the selected tokens left as they are; the three shares sum to 1."""
+    seed: int = 0
+    """Seeds the masking, together with each batch's contents (the run's `seed` by default)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_prob <= 1.0:
+            raise ValueError(f"mask_prob must be in (0, 1], got {self.mask_prob}")
+        shares = {"mask_token": self.mask_token, "random_token": self.random_token}
+        shares["keep_token"] = self.keep_token
+        for name, share in shares.items():
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        if abs(sum(shares.values()) - 1.0) > 1e-6:
+            raise ValueError(
+                "mask_token + random_token + keep_token must sum to 1, got "
+                f"{self.mask_token} + {self.random_token} + {self.keep_token}"
+            )
+
+
+def mlm_collator(tokenizer: Tokenizer, seq_len: int, options: MLMOptions) -> MaskedLMCollator:
+    """Rows of `seq_len - 2` stream tokens -> framed, masked rows of `seq_len` (see the class)."""
+    return MaskedLMCollator(
+        tokenizer,
+        mask_prob=options.mask_prob,
+        mask_token=options.mask_token,
+        random_token=options.random_token,
+        seed=options.seed,
+    )
+
+
+class MaskedLMTask(LanguageModelTask):
+    """Cross-entropy at the selected positions only; the MLM head runs on those alone.
+
+    Validation reports the MLM loss and perplexity, `mlm_accuracy` (top-1 at the selected
+    positions) and `majority_accuracy`: what always predicting the most frequent selected token
+    of the validation set would score, the baseline the accuracy should beat.
+    """
+
+    name = "mlm"
+
+    def masked_logits(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits (B, K, V) at `batch["mask_positions"]` (B, K); `document_ids`
+        (data.document_mask) keep attention inside each packed document."""
+        hidden = self.model.hidden_states(
+            batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            document_ids=batch.get("document_ids"),
+        )
+        index = batch["mask_positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        return self.model.mlm_logits(hidden.gather(1, index))  # (B, K, D) -> (B, K, V)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        labels = batch["labels"].flatten()
+        logits = self.masked_logits(batch).flatten(0, 1)
+        nats = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+        loss = nats / (labels != IGNORE_INDEX).sum().clamp(min=1)  # mean over real targets
+        self.log_train_loss(loss)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        labels = batch["labels"].flatten()
+        logits = self.masked_logits(batch).flatten(0, 1)
+        token_losses = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")
+        used = labels != IGNORE_INDEX
+        counts = torch.zeros(logits.shape[-1], device=labels.device, dtype=torch.float64)
+        counts.index_add_(0, labels.clamp(min=0), used.double())  # selected tokens per id
+        self.accumulate_val(
+            nats=token_losses.sum(),
+            tokens=used.sum(),
+            correct=((logits.argmax(-1) == labels) & used).sum(),
+            label_counts=counts,
+        )
+
+    def val_metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
+        metrics = super().val_metrics(totals)
+        tokens = totals["tokens"].clamp(min=1)
+        metrics["mlm_accuracy"] = (totals["correct"] / tokens).float()
+        metrics["majority_accuracy"] = (totals["label_counts"].max() / tokens).float()
+        return metrics
