@@ -89,19 +89,20 @@ def test_fill_mask_refuses_a_decoder(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fill_mask_restores_a_token_of_a_memorised_text(tmp_path: Path) -> None:
-    """RoPE escapes MLM's early unigram plateau within a few hundred steps on this toy, where
-    learned positions take thousands; the test is about fill-mask, so it takes the fast road."""
-    corpus = tmp_path / "fox.txt"
-    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 200)
+    """A toy whose every letter follows from its neighbours. RoPE escapes MLM's early unigram
+    plateau on it within ~150 steps, where learned positions take thousands: the test is about
+    fill-mask, so it takes the fast road."""
+    corpus = tmp_path / "alphabet.txt"
+    corpus.write_text("abcdefghijklmnopqrstuvwxyz\n" * 200)
     overrides = [
-        "model=bert", "task=mlm", "task.mask_prob=0.3", "tokenizer=char",
+        "model=bert", "task=mlm", "tokenizer=char",
         "data=text", f"data.path={corpus}", "data.seq_len=32", "data.batch_size=16",
         "model.position=rope", "model.n_layers=2", "model.d_model=64", "model.n_heads=4",
-        "trainer.max_steps=250", "trainer.val_check_interval=125", "trainer.limit_val_batches=4",
-        "scheduler.warmup_steps=10", "optim.lr=3e-3",
+        "trainer.max_steps=200", "trainer.val_check_interval=100", "trainer.limit_val_batches=4",
+        "scheduler.warmup_steps=10", "optim.lr=2e-3",
     ]  # fmt: skip
     summary = train(compose_config("train", overrides), tmp_path / "run")
-    assert summary["best_val_mlm_accuracy"] > 0.6 > summary["best_val_majority_accuracy"]
+    assert summary["best_val_mlm_accuracy"] > 0.8 > summary["best_val_majority_accuracy"]
     lab = xformers_lab.load(summary["checkpoint"])
-    fills = lab.fill_mask("the quick brown <mask>ox jumps over the <mask>azy dog.", top_k=3)
-    assert [candidates[0].token for candidates in fills] == ["f", "l"]
+    fills = lab.fill_mask("abc<mask>efghij<mask>lmnop", top_k=3)
+    assert [candidates[0].token for candidates in fills] == ["d", "k"]
