@@ -72,13 +72,17 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
     seed = cfg.get("seed")
     if not isinstance(seed, int):
         raise UserError(f"seed must be an int, got {seed!r}")
+    task_options = build(task.options, task_node, "task")
+    tokenizer = build(TokenizerConfig, cfg.get("tokenizer"), "tokenizer")
+    if task.check is not None:  # objective-specific limits, e.g. spans vs sentinels
+        task.check(data.seq_len, tokenizer, task_options)
     return RunSettings(
         model=model,
         task_name=task_name,
         task=task,
-        task_options=build(task.options, task_node, "task"),
+        task_options=task_options,
         data=data,
-        tokenizer=build(TokenizerConfig, cfg.get("tokenizer"), "tokenizer"),
+        tokenizer=tokenizer,
         trainer=trainer,
         seed=seed,
     )
