@@ -36,7 +36,7 @@ class Block(nn.Module):
         self.cross_norm = make_norm(cfg) if cross else None
         self.cross = CrossAttention(cfg) if cross else None
         self.ffn_norm, self.ffn = make_norm(cfg), FeedForward(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
 
     def forward(
         self, x: Tensor, ctx: StackContext, cache: LayerCache | None = None
@@ -64,7 +64,7 @@ class Stack(nn.Module):
         self.causal = causal
         self.positions = make_positions(cfg, causal)
         self.embedding_norm = make_norm(cfg) if cfg.embedding_norm else nn.Identity()
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(Block(cfg, cross) for _ in range(n_layers))
         self.final_norm = make_norm(cfg) if cfg.final_norm else nn.Identity()
 

@@ -13,28 +13,44 @@ from torch import Tensor
 
 
 class LayerCache:
-    """Keys and values of one block: (B, H_kv, S, d_head) each."""
+    """Keys and values of one block, (B, H_kv, S, d_head) each.
+
+    Stored in buffers that double when full, so a step writes its keys in place instead of
+    copying the whole history (`torch.cat` per step is quadratic in the generated length).
+    """
 
     def __init__(self) -> None:
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+        self._k: Tensor | None = None
+        self._v: Tensor | None = None
+        self.length = 0
         self.cross_k: Tensor | None = None
         self.cross_v: Tensor | None = None
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add this step's keys/values; returns all of them so far."""
-        if self.k is None or self.v is None:
-            self.k, self.v = k, v
-        else:
-            self.k, self.v = torch.cat((self.k, k), dim=2), torch.cat((self.v, v), dim=2)
-        return self.k, self.v
+        new = k.shape[2]
+        if self._k is None or self._v is None or self.length + new > self._k.shape[2]:
+            self._k, self._v = self._grown(k, v, self.length + new)
+        self._k[:, :, self.length : self.length + new] = k
+        self._v[:, :, self.length : self.length + new] = v
+        self.length += new
+        return self._k[:, :, : self.length], self._v[:, :, : self.length]
 
     def reorder(self, index: Tensor) -> None:
         """Keep rows `index` of the batch (beam search re-ranks its hypotheses each step)."""
-        for name in ("k", "v", "cross_k", "cross_v"):
+        for name in ("_k", "_v", "cross_k", "cross_v"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.index_select(0, index))
+
+    def _grown(self, k: Tensor, v: Tensor, needed: int) -> tuple[Tensor, Tensor]:
+        capacity = max(needed, 2 * (self._k.shape[2] if self._k is not None else 0), 64)
+        shape = (k.shape[0], k.shape[1], capacity, k.shape[3])
+        grown_k, grown_v = k.new_empty(shape), v.new_empty(shape)
+        if self._k is not None and self._v is not None and self.length:
+            grown_k[:, :, : self.length] = self._k[:, :, : self.length]
+            grown_v[:, :, : self.length] = self._v[:, :, : self.length]
+        return grown_k, grown_v
 
 
 class KVCache:

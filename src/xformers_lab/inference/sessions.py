@@ -22,6 +22,7 @@ class DecoderSession:
     def start(self, prompt: Tensor, mask: Tensor) -> Tensor:
         """prompt, mask: (B, P) left-padded -> next-token logits (B, V)."""
         self.tokens, self.mask = prompt, mask
+        self.padded = not bool(mask.all())  # without padding no mask is needed at any step
         self.positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         return self._logits(prompt, self.positions)
 
@@ -43,8 +44,9 @@ class DecoderSession:
             self.cache.reorder(index)
 
     def _logits(self, ids: Tensor, positions: Tensor) -> Tensor:
+        mask = self.mask if self.padded else None
         hidden = self.model.hidden_states(
-            ids, attention_mask=self.mask, position_ids=positions, cache=self.cache
+            ids, attention_mask=mask, position_ids=positions, cache=self.cache
         )
         return self.model.head(hidden[:, -1])
 
