@@ -15,9 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from xformers_lab.core import TransformerConfig
 from xformers_lab.data.config import DataConfig, TokenizerConfig
 from xformers_lab.data.corpora.files import check_files
+from xformers_lab.data.labelled import check_labelled
 from xformers_lab.errors import UserError
+from xformers_lab.inference.loading import read_checkpoint
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import TASKS, TaskSpec
+from xformers_lab.tasks.base import CHECKPOINT_KEY
 from xformers_lab.training.trainer import TrainerConfig
 from xformers_lab.typed_config import build
 
@@ -36,6 +39,8 @@ class RunSettings:
     tokenizer: TokenizerConfig
     trainer: TrainerConfig
     seed: int
+    init_from: str | None = None
+    """Checkpoint whose weights and tokenizer the model starts from (fine-tuning)."""
 
     def model_config(self, vocab_size: int) -> TransformerConfig:
         return build(TransformerConfig, self.model, "model", vocab_size=vocab_size)
@@ -58,10 +63,16 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
         )
     data = build(DataConfig, cfg.get("data"), "data")
     check_files(data)
-    if data.seq_len > model_config.max_seq_len:
+    if task.labelled:
+        check_labelled(data)
+    init_from = cfg.get("init_from")
+    init_config = _init_config(init_from, task_name, task)
+    max_seq_len = (init_config or model_config).max_seq_len
+    if data.seq_len > max_seq_len:
+        where, fix = (f" of init_from={init_from}", "") if init_config else ("", " or raise it")
         raise UserError(
-            f"data.seq_len={data.seq_len} exceeds model.max_seq_len={model_config.max_seq_len}; "
-            "lower data.seq_len or raise model.max_seq_len"
+            f"data.seq_len={data.seq_len} exceeds model.max_seq_len={max_seq_len}{where}; "
+            f"lower data.seq_len{fix}"
         )
     trainer = build(TrainerConfig, cfg.get("trainer"), "trainer")
     try:
@@ -85,6 +96,7 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
         tokenizer=tokenizer,
         trainer=trainer,
         seed=seed,
+        init_from=init_from,
     )
 
 
@@ -98,6 +110,22 @@ def valid_pairs() -> str:
         f"task={name} with model={'|'.join(presets.get(spec.arch, ['<none>']))}"
         for name, spec in TASKS.items()
     )
+
+
+def _init_config(init_from: Any, task_name: str, task: TaskSpec) -> TransformerConfig | None:
+    """The architecture saved in the `init_from` checkpoint, which must suit the task."""
+    if init_from is None:
+        return None
+    if not isinstance(init_from, str) or not init_from:
+        raise UserError(f"init_from must be a checkpoint path, got {init_from!r}")
+    payload = read_checkpoint(init_from)[CHECKPOINT_KEY]
+    config = TransformerConfig(**payload["model_config"])
+    if config.arch != task.arch:
+        raise UserError(
+            f"init_from={init_from} holds a {config.arch} model (trained with "
+            f"task={payload.get('task')}) but task={task_name} trains {task.arch} models"
+        )
+    return config
 
 
 def _container(cfg: DictConfig, key: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ from xformers_lab.cli import compose_checked
 from xformers_lab.core import count_parameters
 from xformers_lab.data.corpora import load_corpus
 from xformers_lab.data.datamodule import TextDataModule
+from xformers_lab.data.labelled import LabelledDataModule, load_labelled
 from xformers_lab.data.tokenizers import build_tokenizer
 from xformers_lab.errors import reported_user_errors
+from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
 from xformers_lab.tasks import LanguageModelTask
@@ -58,9 +61,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     settings = resolve_settings(cfg)
     _quiet_known_noise()
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    corpus = load_corpus(settings.data)
-    tokenizer = build_tokenizer(settings.tokenizer, corpus["train"]["text"])
-    task = _build_task(cfg, settings, tokenizer)
+    corpus = load_labelled(settings.data) if settings.task.labelled else load_corpus(settings.data)
+    pretrained = load(settings.init_from) if settings.init_from else None
+    if pretrained is not None:  # fine-tuning: the checkpoint's tokenizer, never a new one
+        tokenizer = pretrained.tokenizer
+    else:
+        tokenizer = build_tokenizer(settings.tokenizer, corpus["train"]["text"])
+    task = _build_task(cfg, settings, tokenizer, pretrained)
     datamodule = _build_datamodule(settings, tokenizer, corpus)
     stats = RunStats()
     checkpoints = ModelCheckpoint(
@@ -88,9 +95,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _build_task(cfg: DictConfig, settings: RunSettings, tokenizer: Any) -> LanguageModelTask:
-    return settings.task.module(
-        model_config=settings.model_config(tokenizer.vocab_size),
+def _build_task(
+    cfg: DictConfig, settings: RunSettings, tokenizer: Any, pretrained: LoadedModel | None
+) -> LanguageModelTask:
+    """The task's module; from `init_from`, the checkpoint's architecture and weights, with the
+    run's `model.dropout` (fine-tuning often wants a different one)."""
+    model_config = settings.model_config(tokenizer.vocab_size)
+    if pretrained is not None:
+        model_config = replace(pretrained.config, dropout=model_config.dropout)
+    task = settings.task.module(
+        model_config=model_config,
         tokenizer=tokenizer,
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler),
@@ -99,10 +113,22 @@ def _build_task(cfg: DictConfig, settings: RunSettings, tokenizer: Any) -> Langu
         run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
         options=settings.task_options,
     )
+    if pretrained is not None:
+        task.model.load_state_dict(pretrained.model.state_dict())
+    return task
 
 
-def _build_datamodule(settings: RunSettings, tokenizer: Any, corpus: Any) -> TextDataModule:
+def _build_datamodule(settings: RunSettings, tokenizer: Any, corpus: Any) -> L.LightningDataModule:
     seq_len, spec, options = settings.data.seq_len, settings.task, settings.task_options
+    if spec.labelled:
+        return LabelledDataModule(
+            settings.data,
+            tokenizer,
+            corpus,
+            collator=spec.collator(tokenizer, seq_len, options),
+            seed=settings.seed,
+            num_labels=options.num_labels,
+        )
     return TextDataModule(
         settings.data,
         tokenizer,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 CONFIG_TIME = [
     (["model=nope"], "unknown model 'nope'; choose one of: bert, gpt, llama"),
@@ -39,6 +40,7 @@ CONFIG_TIME = [
     ),
     (["model=bert", "task=mlm", "task.mask_prob=0"], "task: mask_prob must be in (0, 1]"),
     (["model=bert", "task=mlm", "task.keep_token=0.2"], "must sum to 1"),
+    (["model=bert", "task=classify"], "labelled examples cannot come from data=pystdlib"),
 ]
 IDS = [" ".join(args) for args, _ in CONFIG_TIME]
 
@@ -61,6 +63,69 @@ def test_a_mismatch_lists_every_valid_pair(train_main, capsys: pytest.CaptureFix
     error = capsys.readouterr().err
     for pair in ("task=clm with model=gpt|llama", "task=mlm with model=bert"):
         assert pair in error
+    assert "task=classify with model=bert" in error
+
+
+@pytest.fixture
+def labelled_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"review {i},{i % 2}\n" for i in range(40)))
+    return path
+
+
+@pytest.fixture
+def gpt_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint of a decoder, in the format `train` writes (no training needed)."""
+    from xformers_lab.core import TransformerConfig, build_model
+    from xformers_lab.data.tokenizers import ByteTokenizer
+
+    tokenizer = ByteTokenizer(n_sentinels=0)
+    config = TransformerConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_heads=2, n_layers=1)
+    weights = {f"model.{k}": v for k, v in build_model(config).state_dict().items()}
+    payload = {"task": "clm", "model_config": config.to_dict(), "tokenizer": tokenizer.state_dict()}
+    path = tmp_path / "gpt.ckpt"
+    torch.save({"state_dict": weights, "xformers_lab": payload}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["task.pooling=max"], "unknown pooling 'max'; choose one of: cls, mean"),
+        (["task.num_labels=1"], "num_labels must be at least 2"),
+        (["init_from=/nonexistent/best.ckpt"], "checkpoint /nonexistent/best.ckpt does not exist"),
+        (
+            ["init_from=GPT"],
+            "holds a decoder model (trained with task=clm) but task=classify trains encoder models",
+        ),
+        (["data.path=/nonexistent/reviews.csv"], "/nonexistent/reviews.csv' does not exist"),
+    ],
+)
+def test_classify_mistakes_fail_in_one_line_before_any_run_dir(
+    train_main,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    labelled_csv: Path,
+    gpt_checkpoint: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    args = [a.replace("=GPT", f"={gpt_checkpoint}") for a in args]
+    base = ["model=bert", "task=classify", "data=text", f"data.path={labelled_csv}"]
+    code = train_main([*base, *args, f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert_one_line(err, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_labelled_examples_need_structured_files(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "reviews.txt").write_text("great film\n")
+    args = ["model=bert", "task=classify", "data=text", f"data.path={tmp_path / 'reviews.txt'}"]
+    assert train_main(args) == 2
+    assert_one_line(capsys.readouterr().err, "is not csv, jsonl/json or parquet")
 
 
 def test_empty_corpus_fails_in_one_line(

@@ -1,12 +1,15 @@
 """BERT end to end through the real config tree: masked-LM pretraining, fill-mask from the
-checkpoint (Python and command line)."""
+checkpoint (Python and command line), and classification fine-tuned from it (`init_from`)."""
 
 from __future__ import annotations
 
+import csv
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import xformers_lab
 from xformers_lab.cli import compose_config
@@ -106,3 +109,50 @@ def test_fill_mask_restores_a_token_of_a_memorised_text(tmp_path: Path) -> None:
     lab = xformers_lab.load(summary["checkpoint"])
     fills = lab.fill_mask("abc<mask>efghij<mask>lmnop", top_k=3)
     assert [candidates[0].token for candidates in fills] == ["d", "k"]
+
+
+def write_reviews(path: Path, n: int, seed: int) -> Path:
+    """A separable toy sentiment set: each text mostly holds words of its class."""
+    rng = random.Random(seed)
+    words = {1: ["good", "great", "fine", "nice", "happy", "love"],
+             0: ["bad", "awful", "poor", "sad", "worst", "hate"]}  # fmt: skip
+    filler = ["the", "a", "it", "was", "film"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        for i in range(n):
+            label = i % 2
+            text = [rng.choice(words[label])]
+            text += [rng.choice(words[label] if rng.random() < 0.7 else filler) for _ in range(5)]
+            writer.writerow([" ".join(text), "positive" if label else "negative"])
+    return path
+
+
+@pytest.mark.slow
+def test_classifier_fine_tuned_from_the_mlm_checkpoint(
+    mlm_run: dict[str, Any], tmp_path: Path
+) -> None:
+    train_csv = write_reviews(tmp_path / "train.csv", 400, seed=0)
+    val_csv = write_reviews(tmp_path / "val.csv", 100, seed=1)
+    overrides = [
+        "model=bert", "task=classify", f"init_from={mlm_run['checkpoint']}",
+        "tokenizer=char",  # ignored: the tokenizer comes from the checkpoint
+        "data=text", f"data.path={train_csv}", f"data.val_path={val_csv}",
+        "data.text_field=review", "data.label_field=sentiment",
+        "data.seq_len=64", "data.batch_size=16",
+        "trainer.max_steps=60", "trainer.val_check_interval=20", "trainer.log_every_n_steps=10",
+        "scheduler.warmup_steps=10", "optim.lr=2e-3",
+    ]  # fmt: skip
+    summary = train(compose_config("train", overrides), tmp_path / "run")
+    assert summary["task"] == "classify"
+    assert summary["best_val_accuracy"] >= 0.95 and summary["best_val_f1"] >= 0.95
+
+    pretrained = torch.load(mlm_run["checkpoint"], map_location="cpu", weights_only=True)
+    tuned = torch.load(summary["checkpoint"], map_location="cpu", weights_only=True)
+    assert tuned["xformers_lab"]["tokenizer"] == pretrained["xformers_lab"]["tokenizer"]
+    assert tuned["xformers_lab"]["model_config"] == pretrained["xformers_lab"]["model_config"]
+    assert tuned["xformers_lab"]["classifier"] == {"num_labels": 2, "pooling": "cls"}
+    frozen = "model.head.dense.weight"  # unused by the classifier: exactly as pretrained
+    assert torch.equal(tuned["state_dict"][frozen], pretrained["state_dict"][frozen])
+    embedding = "model.embed.weight"  # fine-tuned
+    assert not torch.equal(tuned["state_dict"][embedding], pretrained["state_dict"][embedding])

@@ -1,7 +1,8 @@
 """Collators: a batch of packed rows -> the tensors one objective trains on.
 
-Every collator takes the same input (a list of rows or a (B, L) tensor) and returns a dict of
-tensors, so objectives swap collators without touching the data module.
+Every collator of packed rows takes the same input (a list of rows or a (B, L) tensor) and
+returns a dict of tensors, so objectives swap collators without touching the data module.
+Labelled examples (classification) have their own collator, which pads.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import copy
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 if TYPE_CHECKING:
     from xformers_lab.data.tokenizers import Tokenizer
@@ -187,3 +189,34 @@ class MaskedLMCollator(Collator):
         digest = hashlib.blake2b(rows.numpy().tobytes(), digest_size=8)
         digest.update(self.seed.to_bytes(8, "little", signed=True))
         return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
+
+
+class ClassificationCollator:
+    """Labelled examples -> `<cls> ids <sep>` rows, right-padded to the batch's longest:
+
+        input_ids       (B, T)  T <= seq_len; examples longer than seq_len - 2 keep their head
+        attention_mask  (B, T)  1 for real tokens, 0 for padding
+        labels          (B,)    class ids
+
+    Examples are dicts with "input_ids" (a list of token ids, no specials) and "label" (an int).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, seq_len: int) -> None:
+        if seq_len < 3:
+            raise ValueError(f"seq_len must leave room for <cls> and <sep>, got {seq_len}")
+        self.max_tokens = seq_len - 2
+        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
+        cls, sep = torch.tensor([self.cls_id]), torch.tensor([self.sep_id])
+        rows = [
+            torch.cat([cls, torch.as_tensor(ex["input_ids"][: self.max_tokens]).long(), sep])
+            for ex in examples
+        ]
+        lengths = torch.tensor([len(row) for row in rows])
+        input_ids = pad_sequence(rows, batch_first=True, padding_value=self.pad_id)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": (torch.arange(input_ids.shape[1]) < lengths.unsqueeze(1)).long(),
+            "labels": torch.tensor([int(ex["label"]) for ex in examples], dtype=torch.long),
+        }

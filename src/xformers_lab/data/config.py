@@ -28,6 +28,9 @@ class DataConfig:
     """source=text: validation files or globs; without it validation is split off `path`."""
     text_field: str = "text"
     """Column holding the text in .jsonl/.json/.csv/.parquet files and hub datasets."""
+    label_field: str = "label"
+    """Column holding the class of labelled examples (task=classify): integer ids from 0, or
+    names, numbered in sorted order."""
     sample_by: str = "document"
     """Plain-text files: one document per `document` (whole file), `paragraph` or `line`."""
     name: str | None = None

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from xformers_lab.data.collators import CausalLMCollator, Collator
+from xformers_lab.data.collators import CausalLMCollator, ClassificationCollator, Collator
 from xformers_lab.tasks.base import LanguageModelTask
+from xformers_lab.tasks.classify import ClassifyOptions, ClassifyTask, classify_collator
 from xformers_lab.tasks.clm import CausalLMTask
 from xformers_lab.tasks.mlm import MaskedLMTask, MLMOptions, mlm_collator
 from xformers_lab.tasks.span import (
@@ -33,7 +34,7 @@ class TaskSpec:
     module: type[LanguageModelTask]
     arch: str
     """The `model.arch` this objective trains."""
-    collator: Callable[[Any, int, Any], Collator]
+    collator: Callable[[Any, int, Any], Collator | ClassificationCollator]
     """(tokenizer, seq_len, options) -> collate function."""
     block_len: Callable[[int, Any], int]
     """(seq_len, options) -> tokens per window cut from the stream."""
@@ -44,6 +45,10 @@ class TaskSpec:
     check: Callable[[int, Any, Any], None] | None = None
     """(seq_len, TokenizerConfig, options) -> None, raising `UserError` when the objective cannot
     make rows of seq_len with this tokenizer (run at config time)."""
+    labelled: bool = False
+    """Trains on labelled examples (`data.labelled`: text and label, one padded example per row)
+    instead of packed windows; `block_len` and `stride` are then unused, and `options` has
+    `num_labels`."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -63,6 +68,16 @@ TASKS: dict[str, TaskSpec] = {
         block_len=lambda seq_len, options: seq_len - 2,
         stride=lambda seq_len, options: seq_len - 2,
         options=MLMOptions,
+    ),
+    # one labelled example per row: <cls> text <sep>, truncated to seq_len, padded per batch
+    "classify": TaskSpec(
+        module=ClassifyTask,
+        arch="encoder",
+        collator=classify_collator,
+        block_len=lambda seq_len, options: seq_len,
+        stride=lambda seq_len, options: seq_len,
+        options=ClassifyOptions,
+        labelled=True,
     ),
     # windows of the raw length whose corruption is exactly seq_len tokens (T5's arithmetic)
     "span": TaskSpec(

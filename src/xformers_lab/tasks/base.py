@@ -67,7 +67,7 @@ class LanguageModelTask(L.LightningModule):
         self._val_sums: dict[str, Tensor] = {}
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self._optimizer_factory(param_groups(self.model, self._weight_decay))
+        optimizer = self._optimizer_factory(param_groups(self, self._weight_decay))
         scheduler = self._scheduler_factory(optimizer, total_steps=self._total_steps)
         return {
             "optimizer": optimizer,
