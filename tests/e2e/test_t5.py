@@ -86,3 +86,9 @@ def test_impossible_span_settings_fail_in_one_line(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert message in err
+
+
+def test_span_corruption_trains_with_document_masking(tmp_path: Path, tiny: list[str]) -> None:
+    overrides = [*T5, *tiny, "data.document_mask=true", "trainer.max_steps=4"]
+    summary = train(compose_config("train", overrides), tmp_path)
+    assert summary["steps"] == 4 and math.isfinite(summary["best_val_loss"])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from xformers_lab.data.collators import Collator
+from xformers_lab.data.collators import Collator, row_documents
 
 if TYPE_CHECKING:
     from xformers_lab.data.tokenizers import Tokenizer
@@ -152,11 +152,20 @@ def _random_segmentation(
 def replace_spans(tokens: np.ndarray, mask: np.ndarray, sentinel_ids: np.ndarray) -> np.ndarray:
     """Each run of masked tokens becomes one sentinel (the i-th run in a row the i-th sentinel).
     Every row must hold the same number of runs and masked tokens (true of span noise masks)."""
-    previous = np.pad(mask, ((0, 0), (1, 0)))[:, :-1]
-    first = mask & ~previous
+    first = _run_starts(mask)
     run_index = np.cumsum(first, axis=1) - 1
-    replaced = np.where(first, sentinel_ids[run_index.clip(min=0)], tokens)
-    return replaced[~mask | first].reshape(len(tokens), -1)
+    return collapse_spans(np.where(first, sentinel_ids[run_index.clip(min=0)], tokens), mask)
+
+
+def collapse_spans(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each run of masked positions keeps only its first value: the layout `replace_spans`
+    gives tokens, applied to anything aligned with them (their documents, say)."""
+    return values[~mask | _run_starts(mask)].reshape(len(values), -1)
+
+
+def _run_starts(mask: np.ndarray) -> np.ndarray:
+    previous = np.pad(mask, ((0, 0), (1, 0)))[:, :-1]
+    return mask & ~previous
 
 
 class SpanCorruptionCollator(Collator):
@@ -208,10 +217,40 @@ class SpanCorruptionCollator(Collator):
         labels = np.concatenate([replace_spans(tokens, ~noise, self.sentinel_ids), eos], axis=1)
         start = np.full((len(tokens), 1), self.decoder_start_id)
         decoder_inputs = np.concatenate([start, labels[:, :-1]], axis=1)
-        return {
+        out = {
             "input_ids": torch.from_numpy(inputs).long(),  # (B, seq_len)
             "decoder_input_ids": torch.from_numpy(decoder_inputs).long(),  # (B, target_len)
             "labels": torch.from_numpy(labels).long(),  # (B, target_len)
+        }
+        if self.document_eos_id is not None:
+            out.update(self._documents(row_documents(rows, self.document_eos_id).numpy(), noise))
+        return out
+
+    def document_ids(self, documents: Tensor) -> Tensor:
+        """Declares data.document_mask support; the ids are laid out in `collate`, since they
+        follow the spans drawn there."""
+        raise NotImplementedError("span corruption sets document_ids in collate")
+
+    @staticmethod
+    def _documents(documents: np.ndarray, noise: np.ndarray) -> dict[str, Tensor]:
+        """`document_ids` (B, seq_len) and `decoder_document_ids` (B, target_len) from the
+        documents (B, L) of the raw tokens. A sentinel joins the document where its span starts;
+        the final `</s>` the row's last document. A decoder position belongs to the document of
+        its input token, as in causal LM packing: the position whose input ends a document
+        predicts the next one's first target from its own document alone."""
+        last = documents[:, -1:]
+        encoder = np.concatenate([collapse_spans(documents, noise), last], axis=1)
+        # A target's sentinel stands for the noise span that follows the non-noise run it
+        # replaces: give each position the document of the next noise token.
+        length = noise.shape[1]
+        next_noise = np.where(noise, np.arange(length), length - 1)
+        next_noise = np.minimum.accumulate(next_noise[:, ::-1], axis=1)[:, ::-1]
+        ahead = np.take_along_axis(documents, next_noise, axis=1)
+        targets = np.concatenate([collapse_spans(ahead, ~noise), last], axis=1)
+        decoder = np.concatenate([targets[:, :1], targets[:, :-1]], axis=1)
+        return {
+            "document_ids": torch.from_numpy(encoder).long(),
+            "decoder_document_ids": torch.from_numpy(decoder).long(),
         }
 
     def _rng(self, tokens: np.ndarray) -> np.random.Generator:

@@ -96,6 +96,8 @@ class SpanCorruptionTask(LanguageModelTask):
             attention_mask=batch.get("attention_mask"),
             decoder_input_ids=batch["decoder_input_ids"],
             decoder_attention_mask=batch.get("decoder_attention_mask"),
+            document_ids=batch.get("document_ids"),
+            decoder_document_ids=batch.get("decoder_document_ids"),
         )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

@@ -184,3 +184,88 @@ def test_rows_of_the_wrong_length_are_refused() -> None:
 def test_a_mask_that_cannot_alternate_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot hold 9 noise spans"):
         random_spans_noise_mask(1, 10, 0.9, 1.0, np.random.default_rng(0))
+
+
+def expected_documents(
+    inputs: list[int], labels: list[int], documents: list[int]
+) -> tuple[list[int], list[int]]:
+    """Walk the corrupted example along the raw row: (encoder, decoder) documents, a sentinel
+    taking its span's first token's and a decoder position its input token's."""
+    spans: dict[int, int] = {}  # sentinel -> span length
+    current = None
+    for token in labels[:-1]:
+        if token in SENTINELS:
+            current, spans[token] = token, 0
+        else:
+            spans[current] += 1  # type: ignore[index]
+    encoder, starts, raw = [], {}, 0
+    for token in inputs[:-1]:
+        encoder.append(documents[raw])
+        starts[token] = raw
+        raw += spans[token] if token in SENTINELS else 1
+    targets, raw = [], 0
+    for token in labels[:-1]:
+        if token in SENTINELS:
+            raw = starts[token]
+            targets.append(documents[raw])
+        else:
+            targets.append(documents[raw])
+            raw += 1
+    targets.append(documents[-1])
+    return encoder + [documents[-1]], targets[:1] + targets[:-1]
+
+
+def test_document_ids_follow_the_raw_tokens_through_the_spans() -> None:
+    rows = stream_rows(16, 110, seed=3)
+    rows[:, ::17] = TOKENIZER.eos_id  # several documents in every row
+    collate = SpanCorruptionCollator(TOKENIZER, 100, seed=1).with_document_ids(TOKENIZER.eos_id)
+    out = collate(rows)
+    assert out["document_ids"].shape == out["input_ids"].shape
+    assert out["decoder_document_ids"].shape == out["decoder_input_ids"].shape
+    documents = (rows == TOKENIZER.eos_id).long().cumsum(1) - (rows == TOKENIZER.eos_id).long()
+    for i in range(len(rows)):
+        encoder, decoder = expected_documents(
+            out["input_ids"][i].tolist(), out["labels"][i].tolist(), documents[i].tolist()
+        )
+        assert out["document_ids"][i].tolist() == encoder
+        assert out["decoder_document_ids"][i].tolist() == decoder
+    plain = SpanCorruptionCollator(TOKENIZER, 100, seed=1)(rows)
+    assert "document_ids" not in plain  # only when asked for
+    for key in plain:
+        assert torch.equal(plain[key], out[key])  # the same corruption either way
+
+
+def test_a_document_of_a_packed_row_leaves_the_others_outputs_unchanged() -> None:
+    from xformers_lab.core import TransformerConfig, build_model
+
+    rows = stream_rows(2, 110, seed=4)
+    rows[:, [30, 75]] = TOKENIZER.eos_id  # three documents per row
+    batch = SpanCorruptionCollator(TOKENIZER, 100, seed=2).with_document_ids(TOKENIZER.eos_id)(rows)
+    torch.manual_seed(0)
+    config = TransformerConfig(
+        vocab_size=TOKENIZER.vocab_size, arch="encoder_decoder", position="t5", norm="rms",
+        ffn="geglu", bias=False, d_model=32, n_heads=4, n_layers=2, max_seq_len=128, dropout=0.0,
+    )  # fmt: skip
+    model = build_model(config).eval()
+
+    def logits(inputs: torch.Tensor, decoder_inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(
+                inputs,
+                decoder_input_ids=decoder_inputs,
+                document_ids=batch["document_ids"],
+                decoder_document_ids=batch["decoder_document_ids"],
+            )
+
+    def rewrite_document(ids: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+        regular = (ids >= TOKENIZER.first_regular_id) & (documents == 1)
+        return torch.where(regular, TOKENIZER.first_regular_id + (ids * 7 + 3) % 200, ids)
+
+    before = logits(batch["input_ids"], batch["decoder_input_ids"])
+    after = logits(
+        rewrite_document(batch["input_ids"], batch["document_ids"]),
+        rewrite_document(batch["decoder_input_ids"], batch["decoder_document_ids"]),
+    )
+    others = batch["decoder_document_ids"] != 1
+    torch.testing.assert_close(after[others], before[others], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(after[~others], before[~others], atol=1e-3)  # document 1 did change
