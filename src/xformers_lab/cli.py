@@ -74,7 +74,7 @@ def _missing_option_message(err: MissingConfigException) -> str:
     if not found:
         return _first_line(text)
     group, option = found.groups()
-    listed = text.split("Available options")[-1].splitlines()[1:]
+    listed = text.split("Available options")[-1].split("Config search path")[0].splitlines()[1:]
     options = [o.strip() for o in listed if o.strip() and not o.strip().startswith("_")]
     return f"unknown {group} '{option}'; choose one of: {', '.join(options)}"
 
