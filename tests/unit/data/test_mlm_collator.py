@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from xformers_lab.data.collators import IGNORE_INDEX, MaskedLMCollator
+from xformers_lab.data.config import TokenizerConfig
 from xformers_lab.data.special_tokens import FIXED_SPECIALS
-from xformers_lab.data.tokenizers import ByteTokenizer, CharTokenizer, Tokenizer
+from xformers_lab.data.tokenizers import ByteTokenizer, build_tokenizer
 
 BYTES = ByteTokenizer(n_sentinels=100)
+TOKENIZER_KINDS = ["byte", "char", "spm_unigram", "spm_bpe"]  # every kind trained on text
 FIRST = BYTES.first_regular_id
 
 
@@ -120,9 +122,12 @@ def test_masks_are_reproducible_from_the_seed_and_the_batch() -> None:
     assert not torch.equal(first["mask_positions"], other_rows["mask_positions"])
 
 
-@pytest.mark.parametrize("tokenizer", [BYTES, CharTokenizer.train(["hello world"], n_sentinels=0)])
-def test_works_with_every_tokenizer(tokenizer: Tokenizer) -> None:
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+def test_works_with_every_tokenizer(kind: str) -> None:
     text = "hello world " * 10
+    corpus = [f"{text}\nthe quick brown fox {i} jumps over the lazy dog\n" for i in range(20)]
+    options = {"vocab_size": 7 + 100 + 256 + 40} if kind.startswith("spm") else {}
+    tokenizer = build_tokenizer(TokenizerConfig(kind=kind, **options), corpus)  # type: ignore[arg-type]
     rows = torch.tensor([tokenizer.encode(text)[:60]] * 4)
     out = MaskedLMCollator(tokenizer, mask_prob=0.3)(rows)
     assert out["input_ids"].max() < tokenizer.vocab_size
