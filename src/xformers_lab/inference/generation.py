@@ -98,11 +98,7 @@ def generate_text(
     encoder_decoder = model.config.arch == "encoder_decoder"
     encoded = [tokenizer.encode(p, parse_special=True) for p in prompts]
     ids = [[*e, tokenizer.eos_id] if encoder_decoder else [tokenizer.eos_id, *e] for e in encoded]
-    # a decoder never saw special tokens as targets, only </s>; a T5 emits its sentinels
-    specials = range(
-        tokenizer.first_regular_id if not encoder_decoder else tokenizer.sentinel_id(0)
-    )
-    suppress = [i for i in specials if i != tokenizer.eos_id]
+    suppress = tokenizer.never_generated(encoder_decoder)
     results = generate_ids(
         model, ids, cfg, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, suppress_ids=suppress
     )

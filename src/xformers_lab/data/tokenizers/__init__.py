@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from xformers_lab.data.tokenizers.base import Tokenizer
 from xformers_lab.data.tokenizers.byte import ByteTokenizer
 from xformers_lab.data.tokenizers.char import CharTokenizer
+from xformers_lab.data.tokenizers.hf import HFTokenizer
 from xformers_lab.data.tokenizers.spm import (
     BPETokenizer,
     SentencePieceTokenizer,
@@ -24,6 +25,7 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
     "byte": ByteTokenizer,
     "spm_unigram": UnigramTokenizer,
     "spm_bpe": BPETokenizer,
+    "hf": HFTokenizer,
 }
 
 
@@ -78,6 +80,7 @@ __all__ = [
     "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
+    "HFTokenizer",
     "SentencePieceTokenizer",
     "Tokenizer",
     "UnigramTokenizer",

@@ -1,0 +1,148 @@
+"""Tiny random-initialised Hugging Face models of each family we convert, built locally."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 100
+"""Not a multiple of 64: every import pads the vocabulary and every export strips it."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to build one kind of HF model, and which of its inputs our model takes."""
+
+    name: str
+    build: Callable[[], torch.nn.Module]
+    arch: str
+
+
+def _gpt2() -> torch.nn.Module:
+    config = transformers.GPT2Config(
+        vocab_size=VOCAB,
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return transformers.GPT2LMHeadModel(config)
+
+
+def _bert() -> torch.nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return transformers.BertForMaskedLM(config)
+
+
+def _t5(gated: bool) -> torch.nn.Module:
+    config = transformers.T5Config(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_kv=16,  # n_heads * d_kv = 64 != d_model, as in t5-v1_1-small
+        d_ff=48,
+        num_layers=2,
+        num_decoder_layers=3,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=20,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu" if gated else "relu",
+        tie_word_embeddings=not gated,  # v1.1 unties the head, v1.0 ties and scales it
+        decoder_start_token_id=0,
+    )
+    return transformers.T5ForConditionalGeneration(config)
+
+
+def _llama() -> torch.nn.Module:
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,  # grouped-query attention
+        max_position_embeddings=64,
+        rope_theta=500.0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+FAMILIES = {
+    "gpt2": Family("gpt2", _gpt2, "decoder"),
+    "bert": Family("bert", _bert, "encoder"),
+    "t5_v1.0": Family("t5_v1.0", lambda: _t5(gated=False), "encoder_decoder"),
+    "t5_v1.1": Family("t5_v1.1", lambda: _t5(gated=True), "encoder_decoder"),
+    "llama": Family("llama", _llama, "decoder"),
+}
+
+
+def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Norm weights away from one and biases away from zero, so a mismapped one shows."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() != 1:
+                continue
+            if name.endswith("weight"):
+                param.copy_(torch.rand(param.shape, generator=generator) + 0.5)
+            else:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.fixture(params=list(FAMILIES))
+def family(request: pytest.FixtureRequest) -> Family:
+    return FAMILIES[request.param]
+
+
+@pytest.fixture
+def hf_model(family: Family) -> torch.nn.Module:
+    """A random HF model of `family`, in eval mode."""
+    torch.manual_seed(0)
+    return randomise(family.build())
+
+
+@pytest.fixture
+def hf_dir(family: Family, hf_model: torch.nn.Module, tmp_path: Path) -> Path:
+    """`hf_model` saved as transformers saves it (safetensors + config.json)."""
+    path = tmp_path / f"hf_{family.name}"
+    hf_model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def batch(family: Family) -> dict[str, torch.Tensor]:
+    """Random ids with a right-padded second row (and decoder ids for encoder-decoders)."""
+    generator = torch.Generator().manual_seed(1)
+    arch = family.arch
+    batch = {"input_ids": torch.randint(3, VOCAB, (2, 40), generator=generator)}
+    mask = torch.ones(2, 40, dtype=torch.long)
+    mask[1, 25:] = 0
+    batch["attention_mask"] = mask
+    if arch == "encoder_decoder":
+        batch["decoder_input_ids"] = torch.randint(3, VOCAB, (2, 30), generator=generator)
+    return batch
+
+
