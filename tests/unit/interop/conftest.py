@@ -144,5 +144,3 @@ def batch(family: Family) -> dict[str, torch.Tensor]:
     if arch == "encoder_decoder":
         batch["decoder_input_ids"] = torch.randint(3, VOCAB, (2, 30), generator=generator)
     return batch
-
-
