@@ -32,6 +32,8 @@ class _Vocab:
     specials: dict[str, int]
     id_of: Callable[[str], int | None]
     text_of: Callable[[int], str | None]
+    defaults: dict[str, int]
+    """Role ids the file itself declares (a sentencepiece model's pad, eos, unk, bos)."""
 
 
 def read_tokenizer(hf_dir: Path, hf_config: dict[str, Any]) -> HFTokenizer | None:
@@ -92,7 +94,7 @@ def _tokenizers_vocab(hf_dir: Path) -> _Vocab | None:
         for t in added
         if t.get("special", False) or SENTINEL.fullmatch(t["content"])
     }
-    return _Vocab("tokenizers", text, specials, backend.token_to_id, backend.id_to_token)
+    return _Vocab("tokenizers", text, specials, backend.token_to_id, backend.id_to_token, {})
 
 
 def _sentencepiece_vocab(
@@ -119,7 +121,9 @@ def _sentencepiece_vocab(
     def text_of(token_id: int) -> str | None:
         return texts.get(token_id, sp.id_to_piece(token_id) if token_id < len(sp) else None)
 
-    return _Vocab("sentencepiece", model, specials, id_of, text_of)
+    declared = {"pad": sp.pad_id(), "eos": sp.eos_id(), "unk": sp.unk_id(), "bos": sp.bos_id()}
+    defaults = {role: i for role, i in declared.items() if i >= 0}
+    return _Vocab("sentencepiece", model, specials, id_of, text_of, defaults)
 
 
 def _role_id(
@@ -130,7 +134,7 @@ def _role_id(
         token = token.get("content")
     if isinstance(token, str) and vocab.id_of(token) is not None:
         return vocab.id_of(token)
-    value = hf_config.get(f"{role}_token_id")
+    value = hf_config.get(f"{role}_token_id", vocab.defaults.get(role))
     return value[0] if isinstance(value, list) else value
 
 

@@ -144,3 +144,74 @@ def batch(family: Family) -> dict[str, torch.Tensor]:
     if arch == "encoder_decoder":
         batch["decoder_input_ids"] = torch.randint(3, VOCAB, (2, 30), generator=generator)
     return batch
+
+
+TEXTS = [
+    f"The quick brown fox {i} jumps over the lazy dog; def f(x): return x * {i % 7}\n"
+    for i in range(300)
+]
+"""A small corpus the test tokenizers are trained on."""
+
+
+def byte_bpe(vocab_size: int) -> transformers.PreTrainedTokenizerFast:
+    """GPT-2 style: byte-level BPE with `<|endoftext|>` (id 0) as bos, eos and unk."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(TEXTS, trainer)
+    end = "<|endoftext|>"
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=end, eos_token=end, unk_token=end
+    )
+
+
+def wordpiece(vocab_size: int) -> transformers.PreTrainedTokenizerFast:
+    """BERT style: lower-cased WordPiece with [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False
+    )
+    tokenizer.train_from_iterator(TEXTS, trainer)
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def sentencepiece_model(vocab_size: int, bos: bool) -> bytes:
+    """A unigram model: pad 0, eos 1, unk 2 (T5's layout), or Llama's unk 0, bos 1, eos 2."""
+    import io
+
+    import sentencepiece as spm
+
+    ids = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": -1} if bos else {}
+    ids = ids or {"pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1}
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXTS),
+        model_writer=out,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        hard_vocab_limit=False,
+        minloglevel=2,
+        **ids,
+    )
+    return out.getvalue()

@@ -22,6 +22,8 @@ from xformers_lab.errors import UserError
 ROLES = ("pad", "eos", "unk", "bos", "mask", "cls", "sep")
 """Special roles the collators and decoders ask for, as `<role>_id` attributes."""
 BACKENDS = ("tokenizers", "sentencepiece")
+META_SPACE = "\u2581"
+"""sentencepiece's visible space (▁) that starts a word's first piece."""
 
 
 class HFTokenizer(Tokenizer):
@@ -113,13 +115,21 @@ class HFTokenizer(Tokenizer):
                 run.append(i)
                 continue
             if run:
-                parts.append(self._decode_pieces(run))
+                parts.append(self._decode_run(run, after_text=bool(parts)))
                 run = []
             if not skip_special:
                 parts.append(self.specials[i])
         if run:
-            parts.append(self._decode_pieces(run))
+            parts.append(self._decode_run(run, after_text=bool(parts)))
         return "".join(parts)
+
+    def _decode_run(self, ids: list[int], after_text: bool) -> str:
+        """sentencepiece drops the space that starts a text; after a special it is kept."""
+        text = self._decode_pieces(ids)
+        if after_text and self.backend == "sentencepiece":
+            first = self._impl.id_to_piece(ids[0]) if ids[0] < self._base_size else ""
+            text = " " * first.startswith(META_SPACE) + text
+        return text
 
     def _encode_text(self, text: str) -> list[int]:
         if not text:
