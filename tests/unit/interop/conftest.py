@@ -20,13 +20,14 @@ class Family:
     """How to build one kind of HF model, and which of its inputs our model takes."""
 
     name: str
-    build: Callable[[], torch.nn.Module]
+    build: Callable[..., torch.nn.Module]
+    """(vocab_size=VOCAB) -> a freshly initialised HF model."""
     arch: str
 
 
-def _gpt2() -> torch.nn.Module:
+def _gpt2(vocab_size: int = VOCAB) -> torch.nn.Module:
     config = transformers.GPT2Config(
-        vocab_size=VOCAB,
+        vocab_size=vocab_size,
         n_positions=64,
         n_embd=32,
         n_layer=2,
@@ -40,9 +41,9 @@ def _gpt2() -> torch.nn.Module:
     return transformers.GPT2LMHeadModel(config)
 
 
-def _bert() -> torch.nn.Module:
+def _bert(vocab_size: int = VOCAB) -> torch.nn.Module:
     config = transformers.BertConfig(
-        vocab_size=VOCAB,
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,
@@ -54,9 +55,9 @@ def _bert() -> torch.nn.Module:
     return transformers.BertForMaskedLM(config)
 
 
-def _t5(gated: bool) -> torch.nn.Module:
+def _t5(gated: bool, vocab_size: int = VOCAB) -> torch.nn.Module:
     config = transformers.T5Config(
-        vocab_size=VOCAB,
+        vocab_size=vocab_size,
         d_model=32,
         d_kv=16,  # n_heads * d_kv = 64 != d_model, as in t5-v1_1-small
         d_ff=48,
@@ -73,9 +74,9 @@ def _t5(gated: bool) -> torch.nn.Module:
     return transformers.T5ForConditionalGeneration(config)
 
 
-def _llama() -> torch.nn.Module:
+def _llama(vocab_size: int = VOCAB) -> torch.nn.Module:
     config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
+        vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=48,
         num_hidden_layers=2,
@@ -92,8 +93,10 @@ def _llama() -> torch.nn.Module:
 FAMILIES = {
     "gpt2": Family("gpt2", _gpt2, "decoder"),
     "bert": Family("bert", _bert, "encoder"),
-    "t5_v1.0": Family("t5_v1.0", lambda: _t5(gated=False), "encoder_decoder"),
-    "t5_v1.1": Family("t5_v1.1", lambda: _t5(gated=True), "encoder_decoder"),
+    "t5_v1.0": Family(
+        "t5_v1.0", lambda vocab_size=VOCAB: _t5(False, vocab_size), "encoder_decoder"
+    ),
+    "t5_v1.1": Family("t5_v1.1", lambda vocab_size=VOCAB: _t5(True, vocab_size), "encoder_decoder"),
     "llama": Family("llama", _llama, "decoder"),
 }
 
@@ -215,3 +218,24 @@ def sentencepiece_model(vocab_size: int, bos: bool) -> bytes:
         **ids,
     )
     return out.getvalue()
+
+
+def save_with_tokenizer(name: str, path: Path) -> Path:
+    """A random HF model of family `name` with a tokenizer of the kind its family ships
+    (tokenizer.json for GPT-2 and BERT, sentencepiece for T5 and Llama), sized to fit."""
+    import sentencepiece as spm
+
+    if name in ("gpt2", "bert"):
+        tokenizer = byte_bpe(300) if name == "gpt2" else wordpiece(VOCAB)
+        tokenizer.save_pretrained(path)
+        vocab_size = max(len(tokenizer), VOCAB)
+    else:
+        model = sentencepiece_model(80, bos=name == "llama")
+        vocab_size = len(spm.SentencePieceProcessor(model_proto=model))
+        if name.startswith("t5"):
+            vocab_size += 100  # <extra_id_0..99> follow the pieces
+        path.mkdir(parents=True)
+        (path / ("tokenizer.model" if name == "llama" else "spiece.model")).write_bytes(model)
+    torch.manual_seed(0)
+    randomise(FAMILIES[name].build(vocab_size)).save_pretrained(path)
+    return path
