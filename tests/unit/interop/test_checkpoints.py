@@ -52,6 +52,24 @@ def test_fill_mask_on_imported_bert_ranks_as_transformers(tmp_path: Path) -> Non
     torch.testing.assert_close(torch.tensor([c.prob for c in fills]), top.values[0])
 
 
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_decoder_generate_continues_as_transformers(name: str, tmp_path: Path) -> None:
+    """The prompt follows the model's own start token: GPT-2's <|endoftext|>, Llama's <s>."""
+    hf_dir = save_with_tokenizer(name, tmp_path / "hf")
+    lab = xformers_lab.load(convert_from_hf(hf_dir, tmp_path / "model.ckpt"))
+    prompt = "The quick brown"
+    ids = [lab.tokenizer.document_start_id, *lab.tokenizer.encode(prompt)]
+    assert ids[0] == (1 if name == "llama" else 0)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+    with torch.no_grad():
+        out = hf.generate(input_ids=torch.tensor([ids]), max_new_tokens=10, do_sample=False)
+    expected = out[0, len(ids) :].tolist()
+    if lab.tokenizer.eos_id in expected:
+        expected = expected[: expected.index(lab.tokenizer.eos_id)]
+    assert len(expected) > 1
+    assert lab.generate(prompt, max_new_tokens=10) == lab.tokenizer.decode(expected)
+
+
 @pytest.mark.parametrize("name", ["t5_v1.0", "t5_v1.1"])
 def test_t5_generate_fills_sentinels_as_transformers(name: str, tmp_path: Path) -> None:
     hf_dir = save_with_tokenizer(name, tmp_path / "hf")

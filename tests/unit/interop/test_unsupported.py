@@ -45,7 +45,7 @@ def test_unknown_architecture_lists_the_supported_ones(hf_dir: Path) -> None:
     config = json.loads((hf_dir / "config.json").read_text())
     config |= {"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox"}
     (hf_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UserError, match="unsupported architecture GPTNeoXForCausalLM.*GPT2"):
+    with pytest.raises(UserError, match=r"unsupported architecture GPTNeoXForCausalLM.*GPT2"):
         import_hf(hf_dir)
 
 
@@ -66,7 +66,7 @@ def test_export_of_a_model_no_hf_architecture_expresses(overrides, named, tmp_pa
 
 
 def test_no_config_json_is_not_an_hf_directory(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         import_hf(tmp_path)
 
 

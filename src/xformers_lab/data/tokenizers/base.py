@@ -79,6 +79,12 @@ class Tokenizer(ABC):
             raise ValueError(f"sentinel {index} out of range; there are {self.n_sentinels}")
         return sp.sentinel_id(index)
 
+    @property
+    def document_start_id(self) -> int:
+        """What a decoder reads before a document's first token: `</s>`, since training joins
+        documents with it."""
+        return self.eos_id
+
     def never_generated(self, encoder_decoder: bool) -> list[int]:
         """Ids generation never emits: specials a model never saw as targets. A decoder saw
         only `</s>`; an encoder-decoder also emits its sentinels."""

@@ -100,6 +100,11 @@ class HFTokenizer(Tokenizer):
             raise ValueError(f"sentinel {index} out of range; there are {self.n_sentinels}")
         return self._sentinels[index]
 
+    @property
+    def document_start_id(self) -> int:
+        """The model's bos (Llama's `<s>`), else its eos (GPT-2's `<|endoftext|>`)."""
+        return self.bos_id if self.bos_id is not None else self.eos_id
+
     def never_generated(self, encoder_decoder: bool) -> list[int]:
         """None: an imported model decodes as it did in transformers, nothing suppressed."""
         return []
