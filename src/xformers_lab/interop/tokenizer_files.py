@@ -44,6 +44,8 @@ def read_tokenizer(hf_dir: Path, hf_config: dict[str, Any]) -> HFTokenizer | Non
         return None
     specials = dict(vocab.specials)
     roles = {role: _role_id(role, settings, hf_config, vocab) for role in ROLES}
+    if roles["eos"] is None:  # BERT: documents are joined with [SEP]
+        roles["eos"] = roles["sep"]
     if roles["pad"] is None:  # GPT-2, Llama: padding is masked anyway; HF pads with eos
         roles["pad"] = roles["eos"]
     for token_id in roles.values():

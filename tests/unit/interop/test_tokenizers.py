@@ -44,6 +44,7 @@ def test_wordpiece_roles_come_from_the_tokenizer_config(tmp_path: Path) -> None:
     roles = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
     for role, token in roles.items():
         assert getattr(ours, f"{role}_id") == hf.convert_tokens_to_ids(token)
+    assert ours.eos_id == ours.sep_id  # BERT has no eos: documents are joined with [SEP]
     text = "the quick [MASK] fox"
     expected = hf.encode(text, add_special_tokens=False)
     assert ours.encode(text, parse_special=True) == expected
