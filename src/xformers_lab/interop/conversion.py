@@ -25,25 +25,32 @@ MODEL_PREFIX = "model."
 """Our checkpoints hold the task's state dict, in which the core model is `model`."""
 
 
-def import_hf(hf_dir: str | Path) -> tuple[torch.nn.Module, HFTokenizer | None, str]:
-    """(our model in eval mode, the directory's tokenizer or None, our task name)."""
+def import_hf(
+    hf_dir: str | Path, require_tokenizer: bool = False
+) -> tuple[torch.nn.Module, HFTokenizer | None, str]:
+    """(our model in eval mode, the directory's tokenizer or None, our task name).
+
+    The config and the tokenizer are checked before any weight is read.
+    """
     hf_dir = Path(hf_dir)
     hf_config = read_config(hf_dir)
     adapter = adapter_for_hf(hf_config)
     cfg = adapter.config_from_hf(hf_config)
-    model = build_model(cfg)
-    model.load_state_dict(adapter.weights_from_hf(read_weights(hf_dir), cfg), strict=True)
-    return model.eval(), read_tokenizer(hf_dir, hf_config), adapter.task
-
-
-def convert_from_hf(hf_dir: str | Path, out: str | Path) -> Path:
-    """Write `hf_dir`'s model as a checkpoint in the format our training writes."""
-    model, tokenizer, task = import_hf(hf_dir)
-    if tokenizer is None:
+    tokenizer = read_tokenizer(hf_dir, hf_config)
+    if tokenizer is None and require_tokenizer:
         raise UserError(
             f"{hf_dir} has no tokenizer ({TOKENIZER_JSON}, {' or '.join(SPM_FILES)}); a checkpoint "
             "carries its tokenizer: copy the model's tokenizer files into the directory"
         )
+    model = build_model(cfg)
+    model.load_state_dict(adapter.weights_from_hf(read_weights(hf_dir), cfg), strict=True)
+    return model.eval(), tokenizer, adapter.task
+
+
+def convert_from_hf(hf_dir: str | Path, out: str | Path) -> Path:
+    """Write `hf_dir`'s model, with its tokenizer, as a checkpoint in the format our training
+    writes."""
+    model, tokenizer, task = import_hf(hf_dir, require_tokenizer=True)
     source = {"converted_from": str(Path(hf_dir).resolve())}
     return save_checkpoint(Path(out), model, tokenizer, task, source)
 
