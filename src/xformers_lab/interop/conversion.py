@@ -43,7 +43,13 @@ def import_hf(
             "carries its tokenizer: copy the model's tokenizer files into the directory"
         )
     model = build_model(cfg)
-    model.load_state_dict(adapter.weights_from_hf(read_weights(hf_dir), cfg), strict=True)
+    try:
+        model.load_state_dict(adapter.weights_from_hf(read_weights(hf_dir), cfg), strict=True)
+    except KeyError as err:
+        raise UserError(f"{hf_dir}: the weights lack {err}, which config.json implies") from None
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise UserError(f"{hf_dir}: the weights do not fit config.json ({first})") from None
     return model.eval(), tokenizer, adapter.task
 
 

@@ -64,6 +64,7 @@ class GPT2Adapter(HFAdapter):
         )
 
     def weights_from_hf(self, hf: Weights, cfg: TransformerConfig) -> Weights:
+        # the hub's gpt2 checkpoints were saved from GPT2Model: no `transformer.` prefix
         hf = {k if k.startswith(("lm_head.", PREFIX)) else PREFIX + k: v for k, v in hf.items()}
         t = PREFIX
         out = {

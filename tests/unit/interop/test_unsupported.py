@@ -65,15 +65,29 @@ def test_export_of_a_model_no_hf_architecture_expresses(overrides, named, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("family", ["llama"], indirect=True)
+def test_weights_that_do_not_fit_the_config_fail_in_one_line(hf_dir: Path) -> None:
+    config = json.loads((hf_dir / "config.json").read_text())
+    (hf_dir / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 3}))
+    with pytest.raises(UserError, match=r"the weights lack 'model\.layers\.2\.") as err:
+        import_hf(hf_dir)
+    assert "\n" not in str(err.value)
+    (hf_dir / "config.json").write_text(json.dumps(config | {"intermediate_size": 40}))
+    with pytest.raises(UserError, match=r"do not fit config\.json") as err:
+        import_hf(hf_dir)
+    assert "\n" not in str(err.value)
+
+
 def test_no_config_json_is_not_an_hf_directory(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"no config\.json"):
         import_hf(tmp_path)
 
 
 @pytest.mark.parametrize("family", ["gpt2"], indirect=True)
-def test_pytorch_model_bin_imports_like_safetensors(hf_model, hf_dir: Path) -> None:
+def test_hub_style_pytorch_model_bin_imports_like_safetensors(hf_model, hf_dir: Path) -> None:
+    """The hub's gpt2: a pytorch_model.bin saved from GPT2Model (no `transformer.` prefix)."""
     (hf_dir / "model.safetensors").unlink()
-    torch.save(hf_model.state_dict(), hf_dir / "pytorch_model.bin")
+    torch.save(hf_model.transformer.state_dict(), hf_dir / "pytorch_model.bin")
     ours, _, _ = import_hf(hf_dir)
     ids = torch.arange(3, 30).unsqueeze(0)
     with torch.no_grad():
