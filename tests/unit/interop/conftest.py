@@ -135,11 +135,9 @@ def hf_dir(family: Family, hf_model: torch.nn.Module, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def batch(family: Family) -> dict[str, torch.Tensor]:
+def make_batch(arch: str) -> dict[str, torch.Tensor]:
     """Random ids with a right-padded second row (and decoder ids for encoder-decoders)."""
     generator = torch.Generator().manual_seed(1)
-    arch = family.arch
     batch = {"input_ids": torch.randint(3, VOCAB, (2, 40), generator=generator)}
     mask = torch.ones(2, 40, dtype=torch.long)
     mask[1, 25:] = 0
@@ -147,6 +145,11 @@ def batch(family: Family) -> dict[str, torch.Tensor]:
     if arch == "encoder_decoder":
         batch["decoder_input_ids"] = torch.randint(3, VOCAB, (2, 30), generator=generator)
     return batch
+
+
+@pytest.fixture
+def batch(family: Family) -> dict[str, torch.Tensor]:
+    return make_batch(family.arch)
 
 
 TEXTS = [
