@@ -3,6 +3,7 @@ survives the checkpoint's state round trip, and goes back out loadable by AutoTo
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,13 @@ def test_written_tokenizer_loads_in_auto_tokenizer(build, tmp_path: Path) -> Non
 def test_hf_kind_cannot_be_trained() -> None:
     with pytest.raises(UserError, match="convert from-hf"):
         HFTokenizer.train(TEXTS, n_sentinels=0)
+
+
+def test_tokenizer_json_without_the_tokenizers_library_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved(byte_bpe(300), tmp_path)
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # as if not installed
+    with pytest.raises(UserError, match=r"pip install 'xformers_lab\[interop\]'") as err:
+        read_tokenizer(tmp_path, {"model_type": "gpt2"})
+    assert "\n" not in str(err.value)
