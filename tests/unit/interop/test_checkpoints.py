@@ -108,3 +108,16 @@ def test_a_directory_without_tokenizer_fails_in_one_line(tmp_path: Path) -> None
         convert_from_hf(tmp_path / "hf", tmp_path / "x.ckpt")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "x.ckpt").exists()
+
+
+@pytest.mark.parametrize("name", ["llama", "t5_v1.1"])
+def test_sentencepiece_tokenizer_goes_back_out_for_auto_tokenizer(name: str, tmp_path) -> None:
+    hf_dir = save_with_tokenizer(name, tmp_path / "hf")
+    ckpt = convert_from_hf(hf_dir, tmp_path / "model.ckpt")
+    auto = transformers.AutoTokenizer.from_pretrained(convert_to_hf(ckpt, tmp_path / "out"))
+    ours = xformers_lab.load(ckpt).tokenizer
+    text = "The quick brown fox jumps"
+    assert auto.encode(text, add_special_tokens=False) == ours.encode(text)
+    assert (auto.eos_token_id, auto.pad_token_id) == (ours.eos_id, ours.pad_id)
+    if ours.n_sentinels:
+        assert auto.convert_tokens_to_ids("<extra_id_0>") == ours.sentinel_id(0)
