@@ -92,17 +92,15 @@ def generate_text(
 ) -> list[list[str]]:
     """For each prompt, `cfg.num_samples` completions as text (the prompt not repeated).
 
-    A decoder continues `</s> prompt` (documents follow EOS in training); an encoder-decoder
-    reads `prompt </s>`, where `<extra_id_N>` sentinels mark the spans to fill.
+    A decoder continues `</s> prompt` (documents follow EOS in training; an imported Llama's
+    `<s>`: `tokenizer.document_start_id`); an encoder-decoder reads `prompt </s>`, where
+    `<extra_id_N>` sentinels mark the spans to fill.
     """
     encoder_decoder = model.config.arch == "encoder_decoder"
     encoded = [tokenizer.encode(p, parse_special=True) for p in prompts]
-    ids = [[*e, tokenizer.eos_id] if encoder_decoder else [tokenizer.eos_id, *e] for e in encoded]
-    # a decoder never saw special tokens as targets, only </s>; a T5 emits its sentinels
-    specials = range(
-        tokenizer.first_regular_id if not encoder_decoder else tokenizer.sentinel_id(0)
-    )
-    suppress = [i for i in specials if i != tokenizer.eos_id]
+    start = tokenizer.document_start_id
+    ids = [[*e, tokenizer.eos_id] if encoder_decoder else [start, *e] for e in encoded]
+    suppress = tokenizer.never_generated(encoder_decoder)
     results = generate_ids(
         model, ids, cfg, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, suppress_ids=suppress
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xformers_lab.core import TransformerConfig, build_model
+from xformers_lab.core import build_model
+from xformers_lab.interop.t5 import T5Adapter
 
 transformers = pytest.importorskip("transformers")
 
@@ -36,70 +37,19 @@ def hf_t5(tied: bool, ffn: str) -> torch.nn.Module:
     return model
 
 
-def ours_like(hf: torch.nn.Module, tied: bool, ffn: str) -> torch.nn.Module:
-    c = hf.config
-    cfg = TransformerConfig(
-        vocab_size=c.vocab_size,
-        arch="encoder_decoder",
-        d_model=c.d_model,
-        n_layers=c.num_layers,
-        n_decoder_layers=c.num_decoder_layers,
-        n_heads=c.num_heads,
-        d_head=c.d_kv,
-        d_ff=c.d_ff,
-        position="t5",
-        rel_buckets=c.relative_attention_num_buckets,
-        rel_max_distance=c.relative_attention_max_distance,
-        attn_scale=1.0,
-        ffn=ffn,
-        norm="rms",
-        norm_eps=c.layer_norm_epsilon,
-        bias=False,
-        tie_embeddings=tied,
-        scale_tied_head=tied,
-    )
+def ours_like(hf: torch.nn.Module) -> torch.nn.Module:
+    """Our model from HF's config and weights, through the interop package's T5 mapping."""
+    adapter = T5Adapter()
+    cfg = adapter.config_from_hf(hf.config.to_dict())
     model = build_model(cfg).eval()
-    model.load_state_dict(hf_weights(hf.state_dict(), cfg), strict=True)
+    model.load_state_dict(adapter.weights_from_hf(hf.state_dict(), cfg), strict=True)
     return model
-
-
-def hf_weights(hf: dict[str, torch.Tensor], cfg: TransformerConfig) -> dict[str, torch.Tensor]:
-    """HF T5 state dict -> ours (the mapping the HF adapter will own)."""
-    out = {"embed.weight": hf["shared.weight"], "head.weight": hf["lm_head.weight"]}
-    for stack, n_layers in (("encoder", cfg.n_layers), ("decoder", cfg.decoder_layers)):
-        out[f"{stack}.positions.table.weight"] = hf[
-            f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
-        ]
-        out[f"{stack}.final_norm.weight"] = hf[f"{stack}.final_layer_norm.weight"]
-        for i in range(n_layers):
-            src, dst = f"{stack}.block.{i}.layer", f"{stack}.blocks.{i}"
-            attn = f"{src}.0.SelfAttention"
-            out[f"{dst}.attn.qkv.weight"] = torch.cat([hf[f"{attn}.{p}.weight"] for p in "qkv"])
-            out[f"{dst}.attn.out.weight"] = hf[f"{attn}.o.weight"]
-            out[f"{dst}.attn_norm.weight"] = hf[f"{src}.0.layer_norm.weight"]
-            ffn_layer = 1
-            if stack == "decoder":
-                cross = f"{src}.1.EncDecAttention"
-                out[f"{dst}.cross.q.weight"] = hf[f"{cross}.q.weight"]
-                out[f"{dst}.cross.kv.weight"] = torch.cat([hf[f"{cross}.{p}.weight"] for p in "kv"])
-                out[f"{dst}.cross.out.weight"] = hf[f"{cross}.o.weight"]
-                out[f"{dst}.cross_norm.weight"] = hf[f"{src}.1.layer_norm.weight"]
-                ffn_layer = 2
-            dense = f"{src}.{ffn_layer}.DenseReluDense"
-            if f"{dense}.wi_0.weight" in hf:  # gated: [gate | up]
-                w_in = torch.cat([hf[f"{dense}.wi_0.weight"], hf[f"{dense}.wi_1.weight"]])
-            else:
-                w_in = hf[f"{dense}.wi.weight"]
-            out[f"{dst}.ffn.w_in.weight"] = w_in
-            out[f"{dst}.ffn.w_out.weight"] = hf[f"{dense}.wo.weight"]
-            out[f"{dst}.ffn_norm.weight"] = hf[f"{src}.{ffn_layer}.layer_norm.weight"]
-    return out
 
 
 @pytest.mark.parametrize(("tied", "ffn"), [(False, "geglu"), (True, "relu")], ids=["v1.1", "v1.0"])
 def test_logits_match_hugging_face_t5(tied: bool, ffn: str) -> None:
     hf = hf_t5(tied, ffn)
-    ours = ours_like(hf, tied, ffn)
+    ours = ours_like(hf)
     generator = torch.Generator().manual_seed(1)
     input_ids = torch.randint(1, 128, (2, 40), generator=generator)  # past max_distance 20
     attention_mask = torch.ones(2, 40, dtype=torch.long)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from xformers_lab.data.tokenizers.base import Tokenizer
 from xformers_lab.data.tokenizers.byte import ByteTokenizer
 from xformers_lab.data.tokenizers.char import CharTokenizer
+from xformers_lab.data.tokenizers.hf import HFTokenizer
 from xformers_lab.data.tokenizers.spm import (
     BPETokenizer,
     SentencePieceTokenizer,
@@ -25,6 +26,9 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
     "spm_unigram": UnigramTokenizer,
     "spm_bpe": BPETokenizer,
 }
+"""Kinds a run trains (`tokenizer.kind`)."""
+SAVED_KINDS: dict[str, type[Tokenizer]] = {**TOKENIZERS, "hf": HFTokenizer}
+"""Kinds a checkpoint may hold: the trained ones, and a Hugging Face model's own (imported)."""
 
 
 def build_tokenizer(cfg: TokenizerConfig, train_texts: Iterable[str]) -> Tokenizer:
@@ -40,12 +44,12 @@ def build_tokenizer(cfg: TokenizerConfig, train_texts: Iterable[str]) -> Tokeniz
 def tokenizer_from_state(state: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer saved with `Tokenizer.state_dict()` (e.g. from a checkpoint)."""
     kind = state.get("kind")
-    if kind not in TOKENIZERS:
+    if kind not in SAVED_KINDS:
         raise UserError(
             f"saved tokenizer kind {kind!r} is unknown to this version; "
-            f"known kinds: {', '.join(TOKENIZERS)}"
+            f"known kinds: {', '.join(SAVED_KINDS)}"
         )
-    return TOKENIZERS[kind].from_state(state)
+    return SAVED_KINDS[kind].from_state(state)
 
 
 def check_same_tokenizer(
@@ -74,10 +78,12 @@ def _describe(tokenizer: Tokenizer) -> str:
 
 
 __all__ = [
+    "SAVED_KINDS",
     "TOKENIZERS",
     "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
+    "HFTokenizer",
     "SentencePieceTokenizer",
     "Tokenizer",
     "UnigramTokenizer",

@@ -79,6 +79,18 @@ class Tokenizer(ABC):
             raise ValueError(f"sentinel {index} out of range; there are {self.n_sentinels}")
         return sp.sentinel_id(index)
 
+    @property
+    def document_start_id(self) -> int:
+        """What a decoder reads before a document's first token: `</s>`, since training joins
+        documents with it."""
+        return self.eos_id
+
+    def never_generated(self, encoder_decoder: bool) -> list[int]:
+        """Ids generation never emits: specials a model never saw as targets. A decoder saw
+        only `</s>`; an encoder-decoder also emits its sentinels."""
+        end = self.first_regular_id if not encoder_decoder else sp.sentinel_id(0)
+        return [i for i in range(end) if i != self.eos_id]
+
     def encode(self, text: str, parse_special: bool = False) -> list[int]:
         """Ids of `text`, adding no specials. With `parse_special`, literal special strings in the
         text (`<mask>`, `<extra_id_3>`, `</s>`, ...) become their ids (fill-mask, T5 prompts)."""
