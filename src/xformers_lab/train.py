@@ -35,6 +35,7 @@ from xformers_lab.settings import RunSettings, resolve_settings
 from xformers_lab.tasks import LanguageModelTask
 from xformers_lab.training.run_stats import RunStats
 from xformers_lab.training.summary import best_validation, write_summary
+from xformers_lab.training.token_metrics import TokenMetrics
 from xformers_lab.training.trainer import build_trainer
 
 CONFIG_NAME = "train"
@@ -83,7 +84,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         instantiate(node, save_dir=str(run_dir)) for node in (cfg.get("logger") or {}).values()
     ]
     trainer = build_trainer(
-        settings.trainer, run_dir, loggers=loggers, callbacks=[stats, checkpoints]
+        settings.trainer, run_dir, loggers=loggers, callbacks=[stats, TokenMetrics(), checkpoints]
     )
     trainer.fit(task, datamodule=datamodule)
     if stats.last_validated_step() != trainer.global_step:
