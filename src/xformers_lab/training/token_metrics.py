@@ -12,7 +12,8 @@ class TokenMetrics(L.Callback):
     """Logs the tokens trained on so far and the rate since the previous logged step.
 
     Tokens come from batch shapes (no device sync). The rate covers the training time between two
-    logged steps: time spent in validation is left out, so it reads as training throughput.
+    logged steps: time spent in validation (and the checkpointing after it) is left out, so it
+    reads as training throughput.
     """
 
     def __init__(self) -> None:
@@ -40,11 +41,14 @@ class TokenMetrics(L.Callback):
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._val_started = time.perf_counter()
 
-    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        """Back to training after a validation: its time (checkpointing included) is skipped."""
         if self._val_started is None or self._mark is None:
             return
         spent = time.perf_counter() - self._val_started
-        self._mark = (self._mark[0] + spent, self._mark[1])  # the clock skips validation
+        self._mark = (self._mark[0] + spent, self._mark[1])
         self._val_started = None
 
     def state_dict(self) -> dict[str, Any]:
