@@ -1,0 +1,69 @@
+"""A W&B table of greedy continuations of a few fixed prompts, every N steps (causal LMs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+
+from xformers_lab.inference.generation import GenerationConfig, generate_text
+from xformers_lab.training.wandb_logger import LabWandbLogger
+
+COLUMNS = ["step", "prompt", "completion"]
+
+
+class GenerationSamples(L.Callback):
+    """Every `every_n_steps` optimizer steps (and at the last), continues each prompt greedily
+    with the model being trained and logs the table of every sample so far under `samples`.
+
+    Runs on global rank zero only, on the bare model (no collective calls), in eval mode.
+    """
+
+    def __init__(
+        self, logger: LabWandbLogger, prompts: list[str], every_n_steps: int, max_new_tokens: int
+    ) -> None:
+        self.logger = logger
+        self.prompts = prompts
+        self.every_n_steps = every_n_steps
+        self.max_new_tokens = max_new_tokens
+        self.rows: list[list[Any]] = []
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or step in (row[0] for row in self.rows[-1:]):
+            return
+        if step % self.every_n_steps == 0 or step == trainer.max_steps:
+            samples = zip(self.prompts, self.sample(module), strict=True)
+            self.rows += [[step, prompt, completion] for prompt, completion in samples]
+            self.logger.log_table("samples", columns=COLUMNS, data=self.rows, step=step)
+
+    def sample(self, module: L.LightningModule) -> list[str]:
+        """One greedy continuation per prompt, as short as the model's context allows."""
+        tokenizer, model = module.tokenizer, module.model
+        longest = max(len(tokenizer.encode(p)) for p in self.prompts) + 1  # + the leading </s>
+        room = model.config.max_seq_len - longest
+        config = GenerationConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)))
+        was_training = model.training
+        model.eval()
+        try:
+            return [rows[0] for rows in generate_text(model, tokenizer, self.prompts, config)]
+        finally:
+            model.train(was_training)
+
+
+def sample_callbacks(loggers: list[Any], task_name: str) -> list[L.Callback]:
+    """A samples table for each W&B logger that asks for one, when the task is a causal LM."""
+    if task_name != "clm":
+        return []
+    return [
+        GenerationSamples(
+            logger,
+            prompts=list(logger.settings.sample_prompts),
+            every_n_steps=logger.settings.samples_every_n_steps,
+            max_new_tokens=logger.settings.sample_max_new_tokens,
+        )
+        for logger in loggers
+        if isinstance(logger, LabWandbLogger) and logger.settings.samples_every_n_steps > 0
+    ]
