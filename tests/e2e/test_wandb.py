@@ -1,6 +1,6 @@
 """`logger=wandb` end to end: the logger group composes alone and with csv, bad options cost one
 line, and a real 2-job sweep without an API key leaves offline W&B runs holding the flat config,
-the metrics, the samples table, names from the sweep and one group."""
+the metrics, the samples table, the checkpoints, names from the sweep and one group."""
 
 from __future__ import annotations
 
@@ -62,12 +62,15 @@ def offline_sweep(tmp_path_factory: pytest.TempPathFactory, tiny: list[str], run
     root = tmp_path_factory.mktemp("wandb")
     args = ["-m", *[a for a in tiny if not a.startswith("optim.lr=")], "optim.lr=3e-3,1e-3",
             "logger=[csv,wandb]", "logger.wandb.samples_every_n_steps=15",
+            "logger.wandb.log_checkpoints=true",
             f"hydra.sweep.dir={root / 'sweep'}"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
             patch.delenv(name, raising=False)
         patch.setenv("NETRC", str(root / "no-netrc"))
         patch.setenv("WANDB_DIR", str(root / "wandb-dir"))
+        for name in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):  # artifact staging
+            patch.setenv(name, str(root / name.lower()))
         result = run_cli("xformers_lab.train", args, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     hints = [line for line in result.stderr.splitlines() if "no API key" in line]
@@ -111,6 +114,10 @@ def test_offline_runs_hold_config_metrics_names_and_group(offline_sweep: Path) -
             for r in recs if r.WhichOneof("record_type") == "summary" for u in r.summary.update
         }  # fmt: skip
         assert summary["steps"] == 30 and summary["best_val_loss"] > 0  # summary.json's figures
+        models = [r.artifact for r in recs if r.WhichOneof("record_type") == "artifact"
+                  and r.artifact.type == "model"]  # fmt: skip
+        assert any("best" in m.aliases for m in models)  # logger.wandb.log_checkpoints=true
+        assert all([c.path for c in m.manifest.contents] == ["model.ckpt"] for m in models)
 
 
 @pytest.mark.slow
