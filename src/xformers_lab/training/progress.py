@@ -96,15 +96,19 @@ class ProgressLines(L.Callback):
         self.every_n_steps = every_n_steps
         self.stream = stream
         self.clock = StepClock()
+        self._last_step = -1
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.clock.start(trainer.global_step)
+        self._last_step = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         step = trainer.global_step
-        if trainer.is_global_zero and (step % self.every_n_steps == 0 or step == trainer.max_steps):
+        due = step % self.every_n_steps == 0 or step == trainer.max_steps
+        if trainer.is_global_zero and due and step != self._last_step:  # once per optimizer step
+            self._last_step = step
             self._print(self.clock.snapshot(trainer).line())
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

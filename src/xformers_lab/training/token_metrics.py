@@ -20,16 +20,20 @@ class TokenMetrics(L.Callback):
         self.tokens_seen = 0
         self._mark: tuple[float, int] | None = None  # (time, tokens) at the previous logged step
         self._val_started: float | None = None
+        self._last_step = -1
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._mark = (time.perf_counter(), self.tokens_seen)
+        self._last_step = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         self.tokens_seen += module.batch_tokens(batch) * trainer.world_size
-        if trainer.global_step % trainer.log_every_n_steps != 0 or self._mark is None:
-            return
+        step = trainer.global_step
+        if step % trainer.log_every_n_steps != 0 or self._mark is None or step == self._last_step:
+            return  # with gradient accumulation, several micro-batches end at the same step
+        self._last_step = step
         now = time.perf_counter()
         then, tokens_then = self._mark
         self._mark = (now, self.tokens_seen)

@@ -27,13 +27,18 @@ class GenerationSamples(L.Callback):
         self.every_n_steps = every_n_steps
         self.max_new_tokens = max_new_tokens
         self.rows: list[list[Any]] = []
+        self._last_step = -1
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._last_step = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         step = trainer.global_step
-        if not trainer.is_global_zero or step in (row[0] for row in self.rows[-1:]):
-            return
+        if not trainer.is_global_zero or step == self._last_step:
+            return  # with gradient accumulation, several micro-batches end at the same step
+        self._last_step = step
         if step % self.every_n_steps == 0 or step == trainer.max_steps:
             samples = zip(self.prompts, self.sample(module), strict=True)
             self.rows += [[step, prompt, completion] for prompt, completion in samples]

@@ -51,10 +51,12 @@ def _loader() -> DataLoader:
     return DataLoader(rows, batch_size=BATCH)
 
 
-def _fit(tmp_path: Path, progress_bar: bool, callbacks: list[L.Callback]) -> Path:
+def _fit(
+    tmp_path: Path, progress_bar: bool, callbacks: list[L.Callback], accumulate: int = 1
+) -> Path:
     cfg = TrainerConfig(
         max_steps=12, val_check_interval=6, limit_val_batches=2, log_every_n_steps=3,
-        progress_bar=progress_bar,
+        progress_bar=progress_bar, accumulate_grad_batches=accumulate,
     )  # fmt: skip
     trainer = build_trainer(
         cfg, tmp_path, loggers=[CSVLogger(tmp_path, name="logs", version="")], callbacks=callbacks
@@ -63,10 +65,11 @@ def _fit(tmp_path: Path, progress_bar: bool, callbacks: list[L.Callback]) -> Pat
     return tmp_path / "logs" / "metrics.csv"
 
 
+@pytest.mark.parametrize("accumulate", [1, 2])
 def test_plain_lines_every_logged_step_with_the_metrics(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], accumulate: int
 ) -> None:
-    _fit(tmp_path, progress_bar=False, callbacks=[TokenMetrics()])
+    _fit(tmp_path, progress_bar=False, callbacks=[TokenMetrics()], accumulate=accumulate)
     lines = capsys.readouterr().err.splitlines()
     steps = [line for line in lines if line.startswith("step ")]
     assert [s.split()[1] for s in steps] == ["3/12", "6/12", "9/12", "12/12"]
@@ -79,13 +82,12 @@ def test_plain_lines_every_logged_step_with_the_metrics(
     assert len(validations) == 2 and "loss " in validations[0]
 
 
-def test_token_metrics_are_logged_with_the_train_rows(tmp_path: Path) -> None:
-    rows = list(
-        csv.DictReader(_fit(tmp_path, progress_bar=False, callbacks=[TokenMetrics()]).open())
-    )
-    train = [r for r in rows if r["train/loss"]]
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_token_metrics_are_logged_with_the_train_rows(tmp_path: Path, accumulate: int) -> None:
+    metrics = _fit(tmp_path, progress_bar=False, callbacks=[TokenMetrics()], accumulate=accumulate)
+    train = [r for r in csv.DictReader(metrics.open()) if r["train/loss"]]
     assert [int(float(r["train/tokens_seen"])) for r in train] == [
-        (int(r["step"]) + 1) * BATCH * SEQ for r in train
+        (int(r["step"]) + 1) * BATCH * SEQ * accumulate for r in train
     ]
     assert all(float(r["train/tokens_per_sec"]) > 0 for r in train)
 
