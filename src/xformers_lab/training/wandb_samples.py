@@ -45,17 +45,22 @@ class GenerationSamples(L.Callback):
             self.logger.log_table("samples", columns=COLUMNS, data=self.rows, step=step)
 
     def sample(self, module: L.LightningModule) -> list[str]:
-        """One greedy continuation per prompt, as short as the model's context allows."""
-        tokenizer, model = module.tokenizer, module.model
-        longest = max(len(tokenizer.encode(p)) for p in self.prompts) + 1  # + the leading </s>
-        room = model.config.max_seq_len - longest
-        config = GenerationConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)))
+        """One greedy continuation per prompt."""
+        model, config = module.model, self.generation_config(module)
         was_training = model.training
         model.eval()
         try:
-            return [rows[0] for rows in generate_text(model, tokenizer, self.prompts, config)]
+            return [
+                rows[0] for rows in generate_text(model, module.tokenizer, self.prompts, config)
+            ]
         finally:
             model.train(was_training)
+
+    def generation_config(self, module: L.LightningModule) -> GenerationConfig:
+        """Greedy, `max_new_tokens` long or as long as the model's context leaves room for."""
+        longest = max(len(module.tokenizer.encode(p)) for p in self.prompts) + 1  # + leading </s>
+        room = module.model.config.max_seq_len - longest
+        return GenerationConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)))
 
 
 def sample_callbacks(loggers: list[Any], task_name: str) -> list[L.Callback]:
