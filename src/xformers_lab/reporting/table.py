@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xformers_lab.reporting.runs import RunLogs, common_overrides
+from xformers_lab.reporting.runs import METRICS_FILE, RunLogs, common_overrides
 
 COLUMNS = (
     ("steps", "steps", ","),
@@ -58,7 +58,9 @@ def markdown(runs: list[RunLogs], source: Path, plots: list[Path]) -> str:
     elif len(runs) == 1 and runs[0].overrides:
         lines += [f"Overrides: `{' '.join(runs[0].overrides)}`", ""]
     lines += ["Directories: " + ", ".join(f"`{r.path}`" for r in runs), ""]
-    lines += [f"![{plot.stem}]({plot.name})" for plot in plots]
+    lines += [f"![{plot.stem}]({plot.name})" for plot in plots] or [
+        f"No plots: no run has a {METRICS_FILE} (train with logger=csv or logger=[csv,wandb])."
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar
@@ -92,9 +92,8 @@ class ProgressLines(L.Callback):
     """Plain lines for logs that are not a terminal (Slurm): one every `every_n_steps` steps and
     at the last, and one per validation during training."""
 
-    def __init__(self, every_n_steps: int, stream: TextIO | None = None) -> None:
+    def __init__(self, every_n_steps: int) -> None:
         self.every_n_steps = every_n_steps
-        self.stream = stream
         self.clock = StepClock()
         self._last_step = -1
 
@@ -116,7 +115,7 @@ class ProgressLines(L.Callback):
             self._print(f"validation at step {trainer.global_step}: {_val_text(trainer)}")
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream or sys.stderr, flush=True)
+        print(text, file=sys.stderr, flush=True)
 
 
 class RichStepBar(ProgressBar):

@@ -111,3 +111,15 @@ def test_parse_defaults_the_output_next_to_the_logs() -> None:
     assert report.parse(["runs/x", "out=/tmp/r"]) == (Path("runs/x"), Path("/tmp/r"))
     with pytest.raises(UserError):
         report.parse(["runs/x", "out=a", "out=b"])
+
+
+def test_a_run_without_metrics_log_gets_a_table_and_says_why_there_are_no_plots(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"steps": 7, "best_val_loss": 2.0}))
+    text = report.write_report(tmp_path / "run", tmp_path / "out").read_text()
+    assert (
+        "| `run` | 7 | **2.0000** |" in text and "No plots: no run has a logs/metrics.csv" in text
+    )
+    assert not list((tmp_path / "out").glob("*.png"))
