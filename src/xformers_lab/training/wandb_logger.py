@@ -68,8 +68,8 @@ def wandb_logger(save_dir: str, **options: Any) -> LabWandbLogger:
     """Hydra target of `conf/logger/wandb.yaml`; files go to WANDB_DIR if set, else the run
     directory."""
     cfg = build(WandbConfig, options, "logger.wandb")
-    save_dir = os.environ.get("WANDB_DIR") or save_dir
     name, group = run_name_and_group(Path(save_dir))
+    save_dir = os.environ.get("WANDB_DIR") or save_dir
     return LabWandbLogger(
         settings=cfg,
         save_dir=save_dir,

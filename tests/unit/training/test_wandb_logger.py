@@ -50,9 +50,18 @@ def test_auto_mode_goes_offline_without_a_key_and_says_how_to_sync(
     assert capsys.readouterr().err == ""
 
 
-def test_outside_hydra_the_run_is_named_after_its_directory() -> None:
+def test_outside_hydra_the_run_is_named_after_its_directory(
+    no_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert wl.run_name_and_group(Path("/runs/my-run")) == ("my-run", None)
     assert wl.auto_tags() == []
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "scratch"))
+    logger = wl.wandb_logger(str(tmp_path / "my-run"), tags=["baseline"])
+    run = logger.experiment  # a disabled run: nothing written, nothing sent
+    assert run.name == "my-run" and list(run.tags) == ["baseline"]
+    assert logger.save_dir == str(tmp_path / "scratch")
+    run.finish()
 
 
 def test_flatten_joins_keys_with_dots() -> None:
