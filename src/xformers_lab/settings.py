@@ -21,6 +21,7 @@ from xformers_lab.inference.loading import read_checkpoint
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import TASKS, TaskSpec
 from xformers_lab.tasks.base import CHECKPOINT_KEY
+from xformers_lab.training.loggers import check_loggers
 from xformers_lab.training.trainer import TrainerConfig
 from xformers_lab.typed_config import build
 
@@ -80,6 +81,7 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
     except ValueError as err:
         raise UserError(f"trainer: {err}") from None
     _check_optimizer(cfg, trainer.max_steps)
+    check_loggers(cfg)
     seed = cfg.get("seed")
     if not isinstance(seed, int):
         raise UserError(f"seed must be an int, got {seed!r}")

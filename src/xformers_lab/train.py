@@ -33,8 +33,10 @@ from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
 from xformers_lab.tasks import LanguageModelTask
+from xformers_lab.training.loggers import build_loggers, finish_loggers, logger_callbacks
 from xformers_lab.training.run_stats import RunStats
 from xformers_lab.training.summary import best_validation, write_summary
+from xformers_lab.training.token_metrics import TokenMetrics
 from xformers_lab.training.trainer import build_trainer
 
 CONFIG_NAME = "train"
@@ -79,12 +81,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    loggers = [
-        instantiate(node, save_dir=str(run_dir)) for node in (cfg.get("logger") or {}).values()
-    ]
-    trainer = build_trainer(
-        settings.trainer, run_dir, loggers=loggers, callbacks=[stats, checkpoints]
-    )
+    loggers = build_loggers(cfg, run_dir)
+    callbacks = [stats, TokenMetrics(), checkpoints, *logger_callbacks(loggers, task.name)]
+    trainer = build_trainer(settings.trainer, run_dir, loggers=loggers, callbacks=callbacks)
     trainer.fit(task, datamodule=datamodule)
     if stats.last_validated_step() != trainer.global_step:
         trainer.validate(task, datamodule=datamodule, verbose=False)
@@ -92,6 +91,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         path = write_summary(run_dir, summary)
         _report(run_dir, summary, path)
+        finish_loggers(loggers, summary)
     return summary
 
 

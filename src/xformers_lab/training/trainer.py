@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import lightning as L
 import torch
 
 from xformers_lab.training.checkpoint_io import AtomicCheckpointIO
+from xformers_lab.training.progress import RichStepBar, progress_callback
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
@@ -44,7 +44,8 @@ class TrainerConfig:
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower; exact reproducibility)."""
     progress_bar: bool | None = None
-    """Show a progress bar; null = only when attached to a terminal."""
+    """Show a progress bar; null = only when attached to a terminal. Without a bar, a plain line
+    every log_every_n_steps steps (for logs such as Slurm's)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -82,7 +83,7 @@ def build_trainer(
     callbacks: list[L.Callback],
 ) -> L.Trainer:
     """A Trainer that counts in optimizer steps and writes checkpoints atomically."""
-    progress = sys.stderr.isatty() if cfg.progress_bar is None else cfg.progress_bar
+    progress = progress_callback(cfg.progress_bar, cfg.log_every_n_steps)
     return L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
@@ -98,11 +99,11 @@ def build_trainer(
         gradient_clip_val=cfg.gradient_clip_val,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         deterministic=cfg.deterministic,
-        enable_progress_bar=progress,
+        enable_progress_bar=isinstance(progress, RichStepBar),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
         logger=loggers,
-        callbacks=callbacks,
+        callbacks=[*callbacks, progress],
         plugins=[AtomicCheckpointIO()],
     )
