@@ -21,6 +21,7 @@ from xformers_lab.inference.loading import read_checkpoint
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import TASKS, TaskSpec
 from xformers_lab.tasks.base import CHECKPOINT_KEY
+from xformers_lab.training.resume import check_resume
 from xformers_lab.training.trainer import TrainerConfig
 from xformers_lab.typed_config import build
 
@@ -79,6 +80,7 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
         trainer.check_hardware()
     except ValueError as err:
         raise UserError(f"trainer: {err}") from None
+    check_resume(trainer.resume)
     _check_optimizer(cfg, trainer.max_steps)
     seed = cfg.get("seed")
     if not isinstance(seed, int):
