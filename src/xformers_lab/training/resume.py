@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,15 @@ def checkpoint_step(path: str | Path) -> int:
         raise UserError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:  # weights_only met an object that would run code
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise UserError(
+            f"checkpoint {path} is refused: loading it would run code{what}; checkpoints may "
+            "hold only tensors and plain data"
+        ) from None
     except LOAD_ERRORS as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({first[:200]})") from None
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({_first_line(err)})") from None
     if not isinstance(checkpoint, dict) or "optimizer_states" not in checkpoint:
         raise UserError(
             f"{path} is not a training checkpoint (no optimizer state); "
@@ -116,6 +123,11 @@ class RngStates(L.Callback):
             )
             return
         _set_rng_states(ranks[trainer.global_rank])
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _rng_states() -> dict[str, Any]:
