@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from xformers_lab.training.checkpoint_io import AtomicCheckpointIO
-from xformers_lab.training.policies import check_reliability
+from xformers_lab.training.trainer_checks import check_reliability
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 

@@ -42,7 +42,10 @@ class Regression(L.LightningModule):
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(self.parameters(), lr=LR)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 def fit(
@@ -100,7 +103,7 @@ def test_rollback_restores_the_last_checkpoint_and_lowers_the_lr(tmp_path: Path)
 
 
 def test_rollback_without_a_checkpoint_stops(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no checkpoint .* to roll back to"):
+    with pytest.raises(UserError, match=r"no checkpoint .* to roll back to"):
         fit(tmp_path, "rollback", {1})
 
 
