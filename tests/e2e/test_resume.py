@@ -126,6 +126,13 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(
     assert {step: expected[step] for step in resumed} == resumed
 
 
+def test_a_finished_run_exports_its_weights_to_safetensors(tiny_run: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_run / "checkpoints" / "model.safetensors"), "pt") as f:
+        assert f.metadata()["task"] == "clm" and len(list(f.keys())) > 0
+
+
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(
     tiny: list[str], tmp_path: Path, reference
