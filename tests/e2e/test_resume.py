@@ -5,6 +5,7 @@ bit for bit, for each family."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shlex
 import signal
@@ -83,17 +84,15 @@ def train_losses(run_dir: Path) -> dict[int, str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, tiny: list[str]):
-    """Uninterrupted runs, one per family, made on first use."""
+    """Uninterrupted runs, one per family, made on first use; returns the run dir."""
     root = tmp_path_factory.mktemp("reference")
-    losses: dict[str, dict[int, str]] = {}
 
-    def get(family: str) -> dict[int, str]:
-        if family not in losses:
+    def get(family: str) -> Path:
+        if not (root / family / "summary.json").exists():
             result = run(command(family, tiny, root / family), root)
             assert result.returncode == 0, result.stderr[-3000:]
-            losses[family] = train_losses(root / family)
-            assert sorted(losses[family]) == list(range(STEPS))
-        return losses[family]
+            assert sorted(train_losses(root / family)) == list(range(STEPS))
+        return root / family
 
     return get
 
@@ -122,7 +121,7 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run(
         assert f"falling back to {chosen} (step {saved_at})" in output
     resumed = train_losses(tmp_path / "run")
     assert min(resumed) == saved_at and max(resumed) == STEPS - 1
-    expected = reference(family)
+    expected = train_losses(reference(family))
     assert {step: expected[step] for step in resumed} == resumed
 
 
@@ -151,5 +150,10 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = {s: loss for s, loss in train_losses(tmp_path / "run").items() if s >= step}
     assert sorted(resumed) == list(range(step, STEPS))
-    expected = reference("clm")
+    expected = train_losses(reference("clm"))
     assert {s: expected[s] for s in resumed} == resumed
+    summary, uninterrupted = (
+        json.loads((d / "summary.json").read_text()) for d in (tmp_path / "run", reference("clm"))
+    )
+    for key in ("steps", "tokens_seen", "best_val_loss", "best_val_step", "final_val_loss"):
+        assert summary[key] == uninterrupted[key], key  # the summary counts the whole run

@@ -82,7 +82,7 @@ def resume_checkpoint(resume: str | None, run_dir: Path) -> str | None:
     directory = run_dir / CHECKPOINT_DIR
     for partial in directory.glob(".*.ckpt.*.tmp"):  # a write the crash cut short
         log.info("removing %s, a checkpoint write the last run did not finish", partial)
-        partial.unlink()
+        partial.unlink(missing_ok=True)  # another rank may have removed it
     found = newest_good_checkpoint(directory)
     if found is None:
         log.info("trainer.resume=auto: no checkpoint in %s, starting fresh", directory)
