@@ -31,32 +31,33 @@ def check_output_dir(config_name: str, argv: list[str]) -> None:
             cfg = compose(config_name, overrides=_first_values(overrides), return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     directory = Path(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
-    check_writable(directory, float(cfg.trainer.min_free_gb))
+    check_writable(directory, float(cfg.trainer.min_free_gb), key)
 
 
-def check_writable(directory: Path, min_free_gb: float) -> None:
+def check_writable(directory: Path, min_free_gb: float, key: str = "hydra.run.dir") -> None:
     """Raise `UserError` unless `directory` can be created (or written) with `min_free_gb` GB
-    free on its disk."""
+    free on its disk; the message suggests setting `key` instead."""
     existing = directory.absolute()
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(
             f"cannot create the run directory {directory}: {existing} is a file; "
-            "choose another with hydra.run.dir=..."
+            f"choose another with {key}=..."
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(
             f"cannot write the run directory {directory}: {existing} is not writable; "
-            "choose another with hydra.run.dir=..."
+            f"choose another with {key}=..."
         )
     free = shutil.disk_usage(existing).free / GB
     if free < min_free_gb:
         raise UserError(
             f"only {free:.2f} GB free on the disk of {existing} for the run directory, less than "
             f"trainer.min_free_gb={min_free_gb:g}; free some space or choose another disk with "
-            "hydra.run.dir=..."
+            f"{key}=..."
         )
 
 
