@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,8 @@ class Resilience:
         self.run_dir = run_dir
         checkpoints = run_dir / CHECKPOINT_DIR
         self.resume_from = resume_checkpoint(cfg.resume, run_dir)
+        if self.resume_from is not None:  # continuing into a directory that has checkpoints
+            warnings.filterwarnings("ignore", message=".*Checkpoint directory .* is not empty")
         self.stop = StopAtStepBoundary(checkpoints / "last.ckpt")
         guard = NonFiniteGuard(
             cfg.nonfinite, cfg.nonfinite_max_consecutive, cfg.nonfinite_lr_factor, checkpoints
