@@ -43,7 +43,8 @@ def checkpoint_step(path: str | Path) -> int:
         ) from None
     except LOAD_ERRORS as err:
         raise UserError(f"checkpoint {path} is corrupt or truncated ({_first_line(err)})") from None
-    if not isinstance(checkpoint, dict) or "optimizer_states" not in checkpoint:
+    training_keys = {"optimizer_states", "global_step"}
+    if not isinstance(checkpoint, dict) or not training_keys <= checkpoint.keys():
         raise UserError(
             f"{path} is not a training checkpoint (no optimizer state); "
             "start from its weights with init_from= instead"
@@ -99,8 +100,9 @@ def check_resume(resume: str | None) -> None:
 
 class RngStates(L.Callback):
     """Saves every RNG state (python, numpy, torch, CUDA; each rank's) in checkpoints, and puts
-    them back just before the first training step of a resumed run, so dropout draws continue
-    as if the run had not stopped."""
+    them back just before the first training step of a resumed run (not when the checkpoint is
+    loaded: whatever runs between, such as building loaders, must not shift them), so dropout
+    draws continue as if the run had not stopped."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
