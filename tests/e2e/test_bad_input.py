@@ -94,6 +94,31 @@ def test_an_output_dir_that_cannot_be_created_fails_in_one_line(
     assert_one_line(capsys.readouterr().err, f"cannot create the run directory {blocker / 'run'}")
 
 
+class _RunsCode:
+    """Unpickling it touches `marker`: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("key", ["trainer.resume", "init_from"])
+def test_checkpoints_that_would_run_code_or_are_truncated_are_refused_by_name(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str
+) -> None:
+    evil, truncated = tmp_path / "evil.ckpt", tmp_path / "truncated.ckpt"
+    torch.save({"global_step": 1, "optimizer_states": [_RunsCode(tmp_path / "ran")]}, evil)
+    torch.save({"global_step": 1, "optimizer_states": [torch.zeros(1000)]}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    for path in (evil, truncated):
+        code = train_main([f"{key}={path}", f"hydra.run.dir={tmp_path / 'run'}"])
+        assert code == 2
+        assert_one_line(capsys.readouterr().err, f"checkpoint {path} ")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "run").exists()
+
+
 def test_a_mismatch_lists_every_valid_pair(train_main, capsys: pytest.CaptureFixture[str]) -> None:
     assert train_main(["model=gpt", "task=mlm"]) == 2
     error = capsys.readouterr().err
