@@ -22,7 +22,9 @@ from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import TASKS, TaskSpec
 from xformers_lab.tasks.base import CHECKPOINT_KEY
 from xformers_lab.training.loggers import check_loggers
+from xformers_lab.training.resume import check_resume
 from xformers_lab.training.trainer import TrainerConfig
+from xformers_lab.training.trainer_checks import check_launch
 from xformers_lab.typed_config import build
 
 
@@ -78,8 +80,10 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
     trainer = build(TrainerConfig, cfg.get("trainer"), "trainer")
     try:
         trainer.check_hardware()
+        check_launch(trainer)
     except ValueError as err:
         raise UserError(f"trainer: {err}") from None
+    check_resume(trainer.resume)
     _check_optimizer(cfg, trainer.max_steps)
     check_loggers(cfg)
     seed = cfg.get("seed")

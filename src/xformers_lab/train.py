@@ -33,13 +33,18 @@ from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
 from xformers_lab.tasks import LanguageModelTask
+from xformers_lab.training.export import WEIGHTS_FILE, export_safetensors
 from xformers_lab.training.loggers import build_loggers, finish_loggers, logger_callbacks
+from xformers_lab.training.preflight import check_output_dir
+from xformers_lab.training.resilience import Resilience
+from xformers_lab.training.resume import CHECKPOINT_DIR
 from xformers_lab.training.run_stats import RunStats
 from xformers_lab.training.summary import best_validation, write_summary
 from xformers_lab.training.token_metrics import TokenMetrics
 from xformers_lab.training.trainer import build_trainer
 
 CONFIG_NAME = "train"
+WEIGHTS_PATH = Path(CHECKPOINT_DIR) / WEIGHTS_FILE
 
 
 def main() -> None:
@@ -47,6 +52,7 @@ def main() -> None:
     with reported_user_errors():
         for cfg in compose_checked(CONFIG_NAME, sys.argv[1:]):
             resolve_settings(cfg)
+        check_output_dir(CONFIG_NAME, sys.argv[1:])
     _hydra_entry()
 
 
@@ -80,16 +86,28 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         save_last=True,
         save_top_k=1,
         auto_insert_metric_name=False,
+        enable_version_counter=False,  # one last.ckpt, whichever callback writes it
     )
     loggers = build_loggers(cfg, run_dir)
-    callbacks = [stats, TokenMetrics(), checkpoints, *logger_callbacks(loggers, task.name)]
+    resilience = Resilience(settings.trainer, run_dir)
+    callbacks = [
+        stats,
+        TokenMetrics(),
+        checkpoints,
+        *resilience.callbacks,
+        *logger_callbacks(loggers, task.name),
+    ]
     trainer = build_trainer(settings.trainer, run_dir, loggers=loggers, callbacks=callbacks)
-    trainer.fit(task, datamodule=datamodule)
+    with resilience.stopping():
+        trainer.fit(
+            task, datamodule=datamodule, ckpt_path=resilience.resume_from, weights_only=True
+        )
     if stats.last_validated_step() != trainer.global_step:
         trainer.validate(task, datamodule=datamodule, verbose=False)
     summary = _summary(task, trainer, stats, checkpoints, time.perf_counter() - started)
     if trainer.is_global_zero:
         path = write_summary(run_dir, summary)
+        export_safetensors(task.model, task.model_config, task.name, run_dir / WEIGHTS_PATH)
         _report(run_dir, summary, path)
         finish_loggers(loggers, summary)
     return summary

@@ -41,6 +41,33 @@ CONFIG_TIME = [
     (["model=bert", "task=mlm", "task.mask_prob=0"], "task: mask_prob must be in (0, 1]"),
     (["model=bert", "task=mlm", "task.keep_token=0.2"], "must sum to 1"),
     (["model=bert", "task=classify"], "labelled examples cannot come from data=pystdlib"),
+    (["optim=nope"], "unknown optim 'nope'; choose one of: adamw"),
+    (["scheduler=nope"], "unknown scheduler 'nope'; choose one of: constant, warmup_cosine"),
+    (["data=nope"], "unknown data 'nope'; choose one of: hf, pystdlib, text"),
+    (["trainer.nope=1"], "unknown key trainer.nope (valid keys of trainer: accelerator"),
+    (["data.nope=1"], "unknown key data.nope"),
+    (["model.dropout=abc"], "model.dropout must be float"),
+    (["trainer.deterministic=maybe"], "trainer.deterministic must be bool"),
+    (["data.batch_size=0"], "batch_size"),
+    (["data.seq_len=0"], "seq_len"),
+    (["data.batch_size=-4"], "batch_size"),
+    (["model.d_model=-8"], "d_model"),
+    (["model=t5", "task=clm"], "task=clm trains decoder models but model.arch=encoder_decoder"),
+    (["model=t5", "task=span", "data.seq_len=600"], "exceeds model.max_seq_len"),
+    (["trainer.accelerator=gpu"], "no CUDA GPU is visible"),
+    (["trainer.precision=bf16-true", "trainer.accelerator=gpu"], "no CUDA GPU is visible"),
+    (["trainer.strategy=nope"], "trainer: unknown strategy 'nope'; choose one of: auto, ddp"),
+    (["trainer.strategy=ddp", "trainer.accelerator=gpu", "trainer.devices=8"], "no CUDA GPU"),
+    (["trainer.devices=0"], "trainer: devices must be positive"),
+    (["trainer.devices=many"], "trainer: devices must be a positive int or auto"),
+    (["trainer.num_nodes=0"], "trainer: num_nodes must be positive"),
+    (["trainer.accumulate_grad_batches=0"], "accumulate_grad_batches must be positive"),
+    (["trainer.resume=/nonexistent/last.ckpt"], "checkpoint /nonexistent/last.ckpt does not exist"),
+    (["init_from=/nonexistent/best.ckpt"], "checkpoint /nonexistent/best.ckpt does not exist"),
+    (["trainer.nonfinite=ignore"], "nonfinite must be one of stop, skip, rollback"),
+    (["trainer.nonfinite_lr_factor=2"], "nonfinite_lr_factor must be in (0, 1)"),
+    (["trainer.checkpoint_every_n_steps=0"], "checkpoint_every_n_steps must be positive"),
+    (["trainer.min_free_gb=1e12"], "less than trainer.min_free_gb=1e+12"),
 ]
 IDS = [" ".join(args) for args, _ in CONFIG_TIME]
 
@@ -56,6 +83,40 @@ def test_config_mistakes_fail_in_one_line_before_any_run_dir(
     assert code == 2, err
     assert_one_line(err, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_output_dir_that_cannot_be_created_fails_in_one_line(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert train_main([f"hydra.run.dir={blocker / 'run'}"]) == 2
+    assert_one_line(capsys.readouterr().err, f"cannot create the run directory {blocker / 'run'}")
+
+
+class _RunsCode:
+    """Unpickling it touches `marker`: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("key", ["trainer.resume", "init_from"])
+def test_checkpoints_that_would_run_code_or_are_truncated_are_refused_by_name(
+    train_main, capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str
+) -> None:
+    evil, truncated = tmp_path / "evil.ckpt", tmp_path / "truncated.ckpt"
+    torch.save({"global_step": 1, "optimizer_states": [_RunsCode(tmp_path / "ran")]}, evil)
+    torch.save({"global_step": 1, "optimizer_states": [torch.zeros(1000)]}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    for path in (evil, truncated):
+        code = train_main([f"{key}={path}", f"hydra.run.dir={tmp_path / 'run'}"])
+        assert code == 2
+        assert_one_line(capsys.readouterr().err, f"checkpoint {path} ")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "run").exists()
 
 
 def test_a_mismatch_lists_every_valid_pair(train_main, capsys: pytest.CaptureFixture[str]) -> None:

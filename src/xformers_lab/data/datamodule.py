@@ -110,6 +110,7 @@ class TextDataModule(L.LightningDataModule):
             collate_fn=self.collator,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
+            generator=self._loader_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -124,6 +125,7 @@ class TextDataModule(L.LightningDataModule):
             collate_fn=self.collator,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
+            generator=self._loader_generator(),
         )
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -201,6 +203,11 @@ class TextDataModule(L.LightningDataModule):
             world_size=world_size,
         )
 
+    def _loader_generator(self) -> torch.Generator:
+        """The loader's own generator: without one, starting an iteration draws a worker seed
+        from the global RNG, and a resumed run's dropout would drift from the original's."""
+        return torch.Generator().manual_seed(self.seed)
+
     def _n_windows(self) -> int:
         return self._sampler(self._streams["train"], train=True).n_windows
 
@@ -229,6 +236,7 @@ class TextDataModule(L.LightningDataModule):
             collate_fn=unbatched,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
+            generator=self._loader_generator(),
         )
 
     def _stream_start(self, state: dict[str, Any]) -> tuple[dict[int, tuple[int, int]], int]:

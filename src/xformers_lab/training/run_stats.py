@@ -25,6 +25,15 @@ class RunStats(L.Callback):
         self._window_start: tuple[float, int, float] | None = None  # (time, tokens, val seconds)
         self._window_end: tuple[float, int, float] | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """Tokens and validations so far travel in checkpoints: a resumed run's summary counts
+        the whole run."""
+        return {"tokens_seen": self.tokens_seen, "validations": self.validations}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.tokens_seen = state_dict["tokens_seen"]
+        self.validations = list(state_dict["validations"])
+
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:

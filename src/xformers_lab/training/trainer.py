@@ -11,6 +11,7 @@ import torch
 
 from xformers_lab.training.checkpoint_io import AtomicCheckpointIO
 from xformers_lab.training.progress import RichStepBar, progress_callback
+from xformers_lab.training.trainer_checks import check_reliability
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
 
@@ -46,6 +47,19 @@ class TrainerConfig:
     progress_bar: bool | None = None
     """Show a progress bar; null = only when attached to a terminal. Without a bar, a plain line
     every log_every_n_steps steps (for logs such as Slurm's)."""
+    resume: str | None = None
+    """null (fresh), auto (the newest good checkpoint of the run dir, else fresh) or a path."""
+    checkpoint_every_n_steps: int | None = None
+    """Also write `last.ckpt` (and keep the two newest `step=N.ckpt`) every this many steps."""
+    nonfinite: str = "skip"
+    """On a non-finite loss or gradient: stop, skip (the batch) or rollback (to the last checkpoint,
+    with a lower learning rate)."""
+    nonfinite_max_consecutive: int = 10
+    """Stop after this many non-finite steps in a row (skip and rollback)."""
+    nonfinite_lr_factor: float = 0.5
+    """rollback: multiply the learning rate by this at each rollback."""
+    min_free_gb: float = 1.0
+    """Refuse to start when the run directory's disk has less free space (GB)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -64,6 +78,7 @@ class TrainerConfig:
             raise ValueError(f"limit_val_batches must be positive, got {self.limit_val_batches}")
         if self.gradient_clip_val is not None and self.gradient_clip_val <= 0:
             raise ValueError("gradient_clip_val must be positive (or null to disable clipping)")
+        check_reliability(self)
 
     def check_hardware(self) -> None:
         """Refuse settings this machine cannot run, before any work starts."""

@@ -1,0 +1,173 @@
+"""`trainer.resume`: which checkpoint a run continues from, read without running code, and the
+RNG states that make the continuation exact."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import random
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from xformers_lab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+"""Where a run writes its checkpoints, inside the run directory."""
+LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.PickleError)
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The global step of the training checkpoint at `path`, read with `weights_only=True` and
+    memory-mapped (no tensor is read). A missing, truncated or foreign file is a `UserError`
+    naming it; so is a file that would run code when unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:  # weights_only met an object that would run code
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise UserError(
+            f"checkpoint {path} is refused: loading it would run code{what}; checkpoints may "
+            "hold only tensors and plain data"
+        ) from None
+    except LOAD_ERRORS as err:
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({_first_line(err)})") from None
+    training_keys = {"optimizer_states", "global_step"}
+    if not isinstance(checkpoint, dict) or not training_keys <= checkpoint.keys():
+        raise UserError(
+            f"{path} is not a training checkpoint (no optimizer state); "
+            "start from its weights with init_from= instead"
+        )
+    return int(checkpoint["global_step"])
+
+
+def newest_good_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint in `directory` with the highest step (newest file on a tie) that loads;
+    each one that does not is reported by name, and the fallback is said."""
+    found: list[tuple[int, float, Path]] = []
+    broken: list[Path] = []
+    for path in directory.glob("*.ckpt") if directory.is_dir() else ():
+        try:
+            found.append((checkpoint_step(path), path.stat().st_mtime, path))
+        except UserError as err:
+            log.warning("%s; skipping it", err)
+            broken.append(path)
+    if not found:
+        return None
+    step, _, best = max(found)
+    if broken:
+        log.warning("falling back to %s (step %d)", best, step)
+    return best
+
+
+def resume_checkpoint(resume: str | None, run_dir: Path) -> str | None:
+    """The checkpoint `trainer.resume` asks for: None (fresh), `auto` (the newest good one in
+    `run_dir`, or None) or a path (which must load)."""
+    if resume is None:
+        return None
+    if resume != "auto":
+        checkpoint_step(resume)
+        log.info("resuming from %s", resume)
+        return resume
+    directory = run_dir / CHECKPOINT_DIR
+    for partial in directory.glob(".*.ckpt.*.tmp"):  # a write the crash cut short
+        log.info("removing %s, a checkpoint write the last run did not finish", partial)
+        partial.unlink(missing_ok=True)  # another rank may have removed it
+    found = newest_good_checkpoint(directory)
+    if found is None:
+        log.info("trainer.resume=auto: no checkpoint in %s, starting fresh", directory)
+        return None
+    log.info("trainer.resume=auto: resuming from %s", found)
+    return str(found)
+
+
+def check_resume(resume: str | None) -> None:
+    """Config-time check of a `trainer.resume` path (`auto` is decided once the run dir exists)."""
+    if resume is not None and resume != "auto":
+        checkpoint_step(resume)
+
+
+class RngStates(L.Callback):
+    """Saves every RNG state (python, numpy, torch, CUDA; each rank's) in checkpoints, and puts
+    them back just before the first training step of a resumed run (not when the checkpoint is
+    loaded: whatever runs between, such as building loaders, must not shift them), so dropout
+    draws continue as if the run had not stopped."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranks": _gathered(_rng_states())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._pending is None:
+            return
+        ranks = self._pending["ranks"]
+        self._pending = None
+        if len(ranks) != trainer.world_size:
+            log.warning(
+                "RNG states not restored: the checkpoint has %d ranks, this run %d",
+                len(ranks),
+                trainer.world_size,
+            )
+            return
+        _set_rng_states(ranks[trainer.global_rank])
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _rng_states() -> dict[str, Any]:
+    """Plain tensors and python values only, so the checkpoint loads with `weights_only=True`."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy = states["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, numpy["pos"], numpy["has_gauss"], numpy["gauss"]))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _gathered(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's states, in rank order (checkpoints are dumped on all ranks, written by one)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [states]
+    everyone: list[dict[str, Any]] = [{} for _ in range(dist.get_world_size())]
+    dist.all_gather_object(everyone, states)
+    return everyone
