@@ -235,6 +235,7 @@ def main() -> None:
             for side in SIDES:
                 steps = args.trainer_steps if side == "trainer" else args.steps
                 runs.setdefault((family, side), []).append(_measure(side, family, steps))
+                print(f"  {family:5s} {side:8s} {runs[family, side][-1]}", flush=True)
         print(f"  repeat {repeat + 1}/{args.repeats} done at {time.perf_counter() - started:.0f} s")
     _print_table(runs, args)
 
@@ -267,6 +268,15 @@ def _print_table(runs: dict[tuple[str, str], list[dict[str, float]]], args: Any)
     for (family, side), values in runs.items():
         listed = ", ".join(f"{v['tokens_per_sec']:,.0f}" for v in values)
         print(f"  {family:5s} {side:8s} {listed}")
+    print("median of the ratios within each repeat (neighbours in time share the machine's load):")
+    for family in args.families:
+        hf, raw, trainer = ([v["tokens_per_sec"] for v in runs[family, side]] for side in SIDES)
+        paired = {
+            "raw / HF": statistics.median(r / h for r, h in zip(raw, hf, strict=True)),
+            "Trainer / HF": statistics.median(t / h for t, h in zip(trainer, hf, strict=True)),
+            "Trainer / raw": statistics.median(t / r for t, r in zip(trainer, raw, strict=True)),
+        }
+        print(f"  {family:5s} " + ", ".join(f"{k} {v:.2f}" for k, v in paired.items()))
     print(
         "peak MiB = peak RSS minus RSS before the model was built (the Trainer path: before the"
         " corpus, tokenizer and Lightning; it includes them)"
