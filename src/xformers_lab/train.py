@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from xformers_lab.data.datamodule import TextDataModule
 from xformers_lab.data.labelled import LabelledDataModule, load_labelled
 from xformers_lab.data.tokenizers import build_tokenizer
 from xformers_lab.errors import reported_user_errors
+from xformers_lab.estimates import flops_per_token, row_shape
 from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
@@ -40,6 +41,7 @@ from xformers_lab.training.resilience import Resilience
 from xformers_lab.training.resume import CHECKPOINT_DIR
 from xformers_lab.training.run_stats import RunStats
 from xformers_lab.training.summary import best_validation, write_summary
+from xformers_lab.training.throughput import Throughput
 from xformers_lab.training.token_metrics import TokenMetrics
 from xformers_lab.training.trainer import build_trainer
 
@@ -78,6 +80,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     task = _build_task(cfg, settings, tokenizer, pretrained)
     datamodule = _build_datamodule(settings, tokenizer, corpus)
     stats = RunStats()
+    shape = row_shape(settings.task_name, settings.data.seq_len, settings.task_options)
+    throughput = Throughput(stats, flops_per_token(task.model_config, **asdict(shape)))
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -93,6 +97,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     callbacks = [
         stats,
         TokenMetrics(),
+        throughput,
         checkpoints,
         *resilience.callbacks,
         *logger_callbacks(loggers, task.name),
@@ -105,6 +110,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if stats.last_validated_step() != trainer.global_step:
         trainer.validate(task, datamodule=datamodule, verbose=False)
     summary = _summary(task, trainer, stats, checkpoints, time.perf_counter() - started)
+    summary.update(throughput.summary(summary["train_tokens_per_sec"]))
     if trainer.is_global_zero:
         path = write_summary(run_dir, summary)
         export_safetensors(task.model, task.model_config, task.name, run_dir / WEIGHTS_PATH)

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
+
+
+class Mark(NamedTuple):
+    """A point of the run: host time, tokens trained so far, validation seconds so far."""
+
+    time: float
+    tokens: int
+    val_seconds: float
+
+
+def tokens_per_second(start: Mark, end: Mark) -> float | None:
+    """Training tokens per second between two marks, validation time excluded."""
+    seconds = (end.time - start.time) - (end.val_seconds - start.val_seconds)
+    tokens = end.tokens - start.tokens
+    return tokens / seconds if seconds > 0 and tokens > 0 else None
 
 
 class RunStats(L.Callback):
@@ -22,8 +37,8 @@ class RunStats(L.Callback):
         self.validations: list[dict[str, float]] = []
         self._val_seconds = 0.0
         self._val_started: float | None = None
-        self._window_start: tuple[float, int, float] | None = None  # (time, tokens, val seconds)
-        self._window_end: tuple[float, int, float] | None = None
+        self._window_start: Mark | None = None
+        self._window_end: Mark | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Tokens and validations so far travel in checkpoints: a resumed run's summary counts
@@ -40,10 +55,10 @@ class RunStats(L.Callback):
         self.tokens_seen += module.batch_tokens(batch) * trainer.world_size
         skip = min(self.skip_steps, trainer.max_steps // 5)
         if self._window_start is None and trainer.global_step >= skip:
-            self._window_start = self._mark()
+            self._window_start = self.mark()
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._window_end = self._mark()
+        self._window_end = self.mark()
 
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -63,16 +78,16 @@ class RunStats(L.Callback):
         """Training tokens per second between the end of warm-up and the end of training."""
         if self._window_start is None or self._window_end is None:
             return None
-        (t0, tokens0, val0), (t1, tokens1, val1) = self._window_start, self._window_end
-        seconds = (t1 - t0) - (val1 - val0)
-        return (tokens1 - tokens0) / seconds if seconds > 0 and tokens1 > tokens0 else None
+        return tokens_per_second(self._window_start, self._window_end)
 
     def last_validated_step(self) -> int | None:
         return self.validations[-1]["step"] if self.validations else None
 
-    def _mark(self) -> tuple[float, int, float]:
+    def mark(self) -> Mark:
+        """Now, after the device has finished its queued work (a sync on GPUs: call it at
+        logging steps only)."""
         _sync()
-        return time.perf_counter(), self.tokens_seen, self._val_seconds
+        return Mark(time.perf_counter(), self.tokens_seen, self._val_seconds)
 
 
 def _sync() -> None:
