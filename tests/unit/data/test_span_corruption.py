@@ -212,7 +212,7 @@ def expected_documents(
             targets.append(documents[raw])
             raw += 1
     targets.append(documents[-1])
-    return encoder + [documents[-1]], targets[:1] + targets[:-1]
+    return [*encoder, documents[-1]], targets[:1] + targets[:-1]
 
 
 def test_document_ids_follow_the_raw_tokens_through_the_spans() -> None:
