@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from xformers_lab.core.attention import (
     CrossAttention,
@@ -66,6 +67,7 @@ class Stack(nn.Module):
         self.embedding_norm = make_norm(cfg) if cfg.embedding_norm else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(Block(cfg, cross) for _ in range(n_layers))
+        self.activation_checkpointing = cfg.activation_checkpointing
         self.final_norm = make_norm(cfg) if cfg.final_norm else nn.Identity()
 
     def forward(
@@ -115,8 +117,12 @@ class Stack(nn.Module):
             document_ids,
             memory_document_ids,
         )
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x = block(x, ctx, cache.layers[i] if cache is not None else None)
+            if recompute:  # non-reentrant: composes with FSDP2, compile and dropout's RNG
+                x = checkpoint(block, x, ctx, None, use_reentrant=False)
+            else:
+                x = block(x, ctx, cache.layers[i] if cache is not None else None)
         if cache is not None:
             cache.positions = key_positions
         return self.final_norm(x)

@@ -76,6 +76,9 @@ class TransformerConfig:
     """Std of the normal init; residual projections get init_std / sqrt(2 * n_layers) (GPT-2)."""
     pad_vocab_to: int = 64
     """Embedding rows are padded to a multiple of this (faster matmuls); padded rows never win."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass instead of keeping them: about a
+    third more compute for activation memory of one block per stack (training only)."""
 
     def __post_init__(self) -> None:
         _require(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")

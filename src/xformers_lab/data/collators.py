@@ -111,9 +111,11 @@ class MaskedLMCollator(Collator):
         labels          (B, K)        their original ids; IGNORE_INDEX in unused slots
 
     Fixed shapes keep the step free of host syncs; the head runs on the K gathered positions.
-    The random draws come from a generator seeded by `seed` and the batch's contents, so a batch
-    is always masked the same way (validation is comparable across evaluations, workers need no
-    coordination) while training windows, whose grid shifts every epoch, get fresh masks.
+    The random draws of each row come from a generator seeded by `seed` and the row's contents,
+    so a row is always masked the same way whatever batch, rank or micro-batch it lands in
+    (validation is comparable across evaluations, workers need no coordination, and a DDP or
+    accumulated run sees the masks of the equivalent single batch), while training windows,
+    whose grid shifts every epoch, get fresh masks.
     """
 
     def __init__(
@@ -148,18 +150,19 @@ class MaskedLMCollator(Collator):
         return max(1, math.ceil(self.mask_prob * row_len - 1e-9))
 
     def collate(self, rows: Tensor) -> dict[str, Tensor]:  # rows: (B, L) = (B, seq_len - 2)
-        generator = self._generator(rows)
-        n_rows, row_len = rows.shape
+        generators = [self._generator(row) for row in rows]
+        row_len = rows.shape[1]
         candidate = rows >= self.first_regular_id  # (B, L): regular tokens only
         n_candidates = candidate.sum(dim=1)
-        jitter = torch.rand(n_rows, generator=generator)
+        jitter = torch.stack([torch.rand((), generator=g) for g in generators])
         n_selected = (self.mask_prob * n_candidates + jitter).floor().long()  # (B,)
         # The K lowest random scores, candidates first: a uniform random subset in random order.
-        scores = torch.rand(rows.shape, generator=generator).masked_fill(~candidate, 2.0)
+        scores = torch.stack([torch.rand(row_len, generator=g) for g in generators])
+        scores = scores.masked_fill(~candidate, 2.0)
         order = scores.topk(self.slots(row_len), dim=1, largest=False).indices  # (B, K)
         used = torch.arange(order.shape[1]) < n_selected.unsqueeze(1)  # (B, K)
         original = rows.gather(1, order)
-        corrupted = self._corrupt(original, generator)
+        corrupted = self._corrupt(original, generators)
         inner = rows.scatter(1, order, torch.where(used, corrupted, original))
         return {
             "input_ids": self._frame(inner),  # (B, L + 2)
@@ -171,11 +174,15 @@ class MaskedLMCollator(Collator):
         """`<cls>` joins the row's first document, `<sep>` its last."""
         return torch.cat([documents[:, :1], documents, documents[:, -1:]], dim=1)
 
-    def _corrupt(self, original: Tensor, generator: torch.Generator) -> Tensor:
+    def _corrupt(self, original: Tensor, generators: list[torch.Generator]) -> Tensor:
         """80/10/10 (by default): `<mask>`, a random regular token, or the token itself."""
-        draw = torch.rand(original.shape, generator=generator)
-        random_ids = torch.randint(
-            self.first_regular_id, self.vocab_size, original.shape, generator=generator
+        k = original.shape[1]
+        draw = torch.stack([torch.rand(k, generator=g) for g in generators])
+        random_ids = torch.stack(
+            [
+                torch.randint(self.first_regular_id, self.vocab_size, (k,), generator=g)
+                for g in generators
+            ]
         )
         out = torch.where(draw < self.mask_token + self.random_token, random_ids, original)
         return out.masked_fill(draw < self.mask_token, self.mask_id)
@@ -185,8 +192,8 @@ class MaskedLMCollator(Collator):
         sep = inner.new_full((inner.shape[0], 1), self.sep_id)
         return torch.cat([cls, inner, sep], dim=1)
 
-    def _generator(self, rows: Tensor) -> torch.Generator:
-        digest = hashlib.blake2b(rows.numpy().tobytes(), digest_size=8)
+    def _generator(self, row: Tensor) -> torch.Generator:
+        digest = hashlib.blake2b(row.numpy().tobytes(), digest_size=8)
         digest.update(self.seed.to_bytes(8, "little", signed=True))
         return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
 

@@ -1,5 +1,6 @@
-"""What every objective shares: the model, optimiser and schedule, token accounting, and the
-self-contained checkpoint payload. A task subclass only computes its loss and metrics."""
+"""What every objective shares: the model, optimiser and schedule, token accounting, the loss
+normalisation over accumulated micro-batches and ranks, and the self-contained checkpoint
+payload. A task subclass only computes its summed loss and its metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from xformers_lab.core import TransformerConfig, build_model
+from xformers_lab.data.collators import IGNORE_INDEX
 from xformers_lab.data.tokenizers import Tokenizer
 from xformers_lab.training.optim import param_groups
 
@@ -65,6 +67,8 @@ class LanguageModelTask(L.LightningModule):
         self.register_buffer("token_bytes", token_bytes, persistent=False)
         self.recent_train_losses: deque[Tensor] = deque(maxlen=50)
         self._val_sums: dict[str, Tensor] = {}
+        self._window: Tensor | None = None  # (nats, targets) summed since the last step
+        self._loss_unit: int | None = None
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self._optimizer_factory(param_groups(self, self._weight_decay))
@@ -77,6 +81,49 @@ class LanguageModelTask(L.LightningModule):
     def batch_tokens(self, batch: dict[str, Tensor]) -> int:
         """Tokens this batch trains on, from its shape (no device sync)."""
         return batch["input_ids"].numel()
+
+    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
+        """Summed cross-entropy (nats) of the batch's targets; each objective defines it."""
+        raise NotImplementedError
+
+    def train_targets(self, batch: dict[str, Tensor]) -> Tensor:
+        """How many targets `train_nats` sums over: the labels that are not ignored."""
+        return (batch["labels"] != IGNORE_INDEX).sum()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Backpropagate the summed loss over a fixed unit; `on_before_optimizer_step` turns the
+        accumulated gradients into those of the mean over every target of the step.
+
+        A mean per micro-batch (what Lightning's accumulation averages) weighs a target of a
+        micro-batch with few targets (MLM, padded or span rows) more than one of a full
+        micro-batch, so k accumulated micro-batches would not equal one batch k times larger,
+        nor would ranks equal one process. Summing, then dividing once by the step's total
+        count, makes both exact. The unit (labels per micro-batch, from the shape) only keeps
+        the backward pass at the usual magnitude, which matters for fp16 loss scaling.
+        """
+        nats, targets = self.train_nats(batch), self.train_targets(batch)
+        counted = torch.stack([nats.detach().double(), targets.double()])
+        self._window = counted if self._window is None else self._window + counted
+        if self._loss_unit is None:
+            self._loss_unit = batch["labels"].numel()
+        return nats / self._loss_unit
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Rescale the step's gradients to the mean over all its targets (every micro-batch, every
+        rank) and log that mean as the step's loss. One all-reduce of two numbers per step with
+        several ranks; no host sync."""
+        if self._window is None or self._loss_unit is None:
+            return
+        nats, targets = self.trainer.strategy.reduce(self._window, reduce_op="sum")
+        self._window = None
+        targets = targets.clamp(min=1)
+        # Lightning divided each micro-batch's loss by accumulate_grad_batches, and DDP/FSDP
+        # average gradients over ranks: undo both, then divide by the real count.
+        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size * self._loss_unit
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, (scale / targets).to(grads[0].dtype))
+        self.log_train_loss((nats / targets).float())
 
     def log_train_loss(self, loss: Tensor) -> None:
         """Log the step loss and learning rate; keep a short on-device window of losses for the

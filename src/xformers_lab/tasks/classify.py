@@ -98,10 +98,9 @@ class ClassifyTask(LanguageModelTask):
         hidden = self.model.hidden_states(input_ids, attention_mask)
         return self.classifier(pool(hidden, attention_mask, self.options.pooling))
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = F.cross_entropy(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-        self.log_train_loss(loss)
-        return loss
+    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        return F.cross_entropy(logits, batch["labels"], reduction="sum")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         labels = batch["labels"]

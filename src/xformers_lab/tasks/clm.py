@@ -13,11 +13,9 @@ class CausalLMTask(LanguageModelTask):
 
     name = "clm"
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
         logits = self._logits(batch)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
-        self.log_train_loss(loss)
-        return loss
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="sum")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         targets = batch["labels"].flatten()

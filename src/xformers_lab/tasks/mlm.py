@@ -75,13 +75,10 @@ class MaskedLMTask(LanguageModelTask):
         index = batch["mask_positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
         return self.model.mlm_logits(hidden.gather(1, index))  # (B, K, D) -> (B, K, V)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
         labels = batch["labels"].flatten()
         logits = self.masked_logits(batch).flatten(0, 1)
-        nats = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
-        loss = nats / (labels != IGNORE_INDEX).sum().clamp(min=1)  # mean over real targets
-        self.log_train_loss(loss)
-        return loss
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         labels = batch["labels"].flatten()
