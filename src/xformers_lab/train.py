@@ -34,7 +34,7 @@ from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
 from xformers_lab.tasks import LanguageModelTask
-from xformers_lab.training.export import WEIGHTS_FILE, export_safetensors
+from xformers_lab.training.export import WEIGHTS_FILE, export_safetensors, gathered_model
 from xformers_lab.training.loggers import build_loggers, finish_loggers, logger_callbacks
 from xformers_lab.training.preflight import check_output_dir
 from xformers_lab.training.resilience import Resilience
@@ -111,9 +111,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         trainer.validate(task, datamodule=datamodule, verbose=False)
     summary = _summary(task, trainer, stats, checkpoints, time.perf_counter() - started)
     summary.update(throughput.summary(summary["train_tokens_per_sec"]))
-    if trainer.is_global_zero:
+    weights = gathered_model(task.model, task.model_config)  # every rank: gathers FSDP shards
+    if trainer.is_global_zero and weights is not None:
         path = write_summary(run_dir, summary)
-        export_safetensors(task.model, task.model_config, task.name, run_dir / WEIGHTS_PATH)
+        export_safetensors(weights, task.model_config, task.name, run_dir / WEIGHTS_PATH)
         _report(run_dir, summary, path)
         finish_loggers(loggers, summary)
     return summary
@@ -136,6 +137,7 @@ def _build_task(
         total_steps=settings.trainer.max_steps,
         run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
         options=settings.task_options,
+        compile_blocks=settings.trainer.compile,
     )
     if pretrained is not None:
         task.model.load_state_dict(pretrained.model.state_dict())

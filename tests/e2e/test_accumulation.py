@@ -4,7 +4,6 @@ target count varies between micro-batches (MLM) as well as a constant one (causa
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,13 @@ FAMILIES = {"clm": ["model=gpt", "task=clm"], "mlm": ["model=bert", "task=mlm"]}
 STEPS = 8
 
 
-def per_step_losses(run_dir: Path) -> dict[int, float]:
-    rows = csv.DictReader((run_dir / "logs" / "metrics.csv").open())
-    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
-
-
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_k_micro_batches_equal_one_batch_k_times_larger(
-    family: str, tiny: list[str], train_main, tmp_path: Path
+    family: str, tiny: list[str], train_main, logged_train_losses, tmp_path: Path
 ) -> None:
     common = [
         *FAMILIES[family],
@@ -48,7 +42,7 @@ def test_k_micro_batches_equal_one_batch_k_times_larger(
         )
         == 0
     )
-    expected, got = per_step_losses(one), per_step_losses(accumulated)
+    expected, got = logged_train_losses(one), logged_train_losses(accumulated)
     assert sorted(got) == sorted(expected) == list(range(STEPS))
     for step in expected:
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step

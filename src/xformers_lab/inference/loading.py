@@ -56,6 +56,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     A missing, truncated or foreign file is a `UserError` naming the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(
+            f"checkpoint {path} is sharded (trainer=fsdp); make one file of it with: "
+            f"python -m xformers_lab.convert consolidate {path} <out.ckpt>"
+        )
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:

@@ -17,6 +17,7 @@ from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data.collators import IGNORE_INDEX
 from xformers_lab.data.tokenizers import Tokenizer
 from xformers_lab.training.optim import param_groups
+from xformers_lab.training.parallel import compile_blocks, shard
 
 CHECKPOINT_KEY = "xformers_lab"
 """Checkpoint entry holding everything needed to rebuild the run's model and tokenizer."""
@@ -37,6 +38,7 @@ class LanguageModelTask(L.LightningModule):
         total_steps: length of the schedule (trainer.max_steps).
         run_config: the resolved Hydra config, stored in checkpoints for provenance.
         options: the objective's typed options (its `TaskSpec.options` dataclass).
+        compile_blocks: `torch.compile` each block before training (`trainer.compile`).
     """
 
     name: str = ""
@@ -52,9 +54,12 @@ class LanguageModelTask(L.LightningModule):
         total_steps: int,
         run_config: dict[str, Any] | None = None,
         options: Any = None,
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__()
         self.options = options
+        self._compile_blocks = compile_blocks
+        self._configured = False
         self.model_config = model_config
         self.tokenizer = tokenizer
         self.model = build_model(model_config)
@@ -69,6 +74,19 @@ class LanguageModelTask(L.LightningModule):
         self._val_sums: dict[str, Tensor] = {}
         self._window: Tensor | None = None  # (nats, targets) summed since the last step
         self._loss_unit: int | None = None
+
+    def configure_model(self) -> None:
+        """Compile, then shard under `trainer.strategy=fsdp` (torchtitan's order); once, although
+        Lightning calls this hook again for a validation after `fit`."""
+        if self._configured:
+            return
+        self._configured = True
+        if self._compile_blocks:
+            compile_blocks(self.model)
+        if self.device_mesh is not None:  # the model, and a task's own head (classification)
+            for module in self.children():
+                if any(p.requires_grad for p in module.parameters()):
+                    shard(module, self.device_mesh, str(self.trainer.precision))
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self._optimizer_factory(param_groups(self, self._weight_decay))

@@ -67,13 +67,12 @@ class MaskedLMTask(LanguageModelTask):
     def masked_logits(self, batch: dict[str, Tensor]) -> Tensor:
         """Logits (B, K, V) at `batch["mask_positions"]` (B, K); `document_ids`
         (data.document_mask) keep attention inside each packed document."""
-        hidden = self.model.hidden_states(
+        return self.model.masked_logits(
             batch["input_ids"],
+            batch["mask_positions"],
             attention_mask=batch.get("attention_mask"),
             document_ids=batch.get("document_ids"),
         )
-        index = batch["mask_positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-        return self.model.mlm_logits(hidden.gather(1, index))  # (B, K, D) -> (B, K, V)
 
     def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
         labels = batch["labels"].flatten()

@@ -7,6 +7,7 @@ import logging
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,42 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 """Where a run writes its checkpoints, inside the run directory."""
+SHARDS_INDEX = ".metadata"
+"""torch.distributed.checkpoint's index of the shards in a sharded checkpoint directory."""
+SHARDED_METADATA = "meta.pt"
+"""Lightning's file of everything else (step, loops, callbacks) in a sharded checkpoint."""
 LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.PickleError)
 
 
 def checkpoint_step(path: str | Path) -> int:
-    """The global step of the training checkpoint at `path`, read with `weights_only=True` and
-    memory-mapped (no tensor is read). A missing, truncated or foreign file is a `UserError`
-    naming it; so is a file that would run code when unpickled."""
+    """The global step of the training checkpoint at `path` (a file, or the directory of a
+    sharded one), read with `weights_only=True` and memory-mapped (no tensor is read). A
+    missing, truncated or foreign checkpoint is a `UserError` naming it; so is a file that would
+    run code when unpickled."""
     path = Path(path)
+    if path.is_dir():  # trainer=fsdp: one shard file per rank, the rest in a metadata file
+        if not (path / SHARDS_INDEX).is_file():
+            raise UserError(
+                f"checkpoint {path} is a directory without {SHARDS_INDEX}: not a complete "
+                "sharded checkpoint"
+            )
+        checkpoint, needed = read_plain(path / SHARDED_METADATA), {"global_step"}
+    else:
+        checkpoint, needed = read_plain(path), {"optimizer_states", "global_step"}
+    if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys():
+        raise UserError(
+            f"{path} is not a training checkpoint (no optimizer state); "
+            "start from its weights with init_from= instead"
+        )
+    return int(checkpoint["global_step"])
+
+
+def read_plain(path: Path) -> Any:
+    """`torch.load` with `weights_only=True`, memory-mapped; every failure is one `UserError`."""
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:  # weights_only met an object that would run code
         found = re.search(r"GLOBAL (\S+)", str(err))
         what = f" ({found.group(1)})" if found else ""
@@ -43,13 +68,6 @@ def checkpoint_step(path: str | Path) -> int:
         ) from None
     except LOAD_ERRORS as err:
         raise UserError(f"checkpoint {path} is corrupt or truncated ({_first_line(err)})") from None
-    training_keys = {"optimizer_states", "global_step"}
-    if not isinstance(checkpoint, dict) or not training_keys <= checkpoint.keys():
-        raise UserError(
-            f"{path} is not a training checkpoint (no optimizer state); "
-            "start from its weights with init_from= instead"
-        )
-    return int(checkpoint["global_step"])
 
 
 def newest_good_checkpoint(directory: Path) -> Path | None:
@@ -81,9 +99,12 @@ def resume_checkpoint(resume: str | None, run_dir: Path) -> str | None:
         log.info("resuming from %s", resume)
         return resume
     directory = run_dir / CHECKPOINT_DIR
-    for partial in directory.glob(".*.ckpt.*.tmp"):  # a write the crash cut short
+    for partial in [*directory.glob(".*.ckpt.*.tmp"), *directory.glob(".*.ckpt.old")]:
         log.info("removing %s, a checkpoint write the last run did not finish", partial)
-        partial.unlink(missing_ok=True)  # another rank may have removed it
+        if partial.is_dir():  # a sharded one (trainer=fsdp)
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)  # another rank may have removed it
     found = newest_good_checkpoint(directory)
     if found is None:
         log.info("trainer.resume=auto: no checkpoint in %s, starting fresh", directory)

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 
 from xformers_lab.training.checkpoint_io import AtomicCheckpointIO
+from xformers_lab.training.parallel import FSDP, build_strategy
 from xformers_lab.training.progress import RichStepBar, progress_callback
 from xformers_lab.training.trainer_checks import check_reliability
 
@@ -27,7 +28,8 @@ class TrainerConfig:
     num_nodes: int = 1
     """Machines in the job."""
     strategy: str = "auto"
-    """Lightning strategy name."""
+    """auto, ddp, fsdp (FSDP2: parameters, gradients and optimizer states sharded per block), or
+    another Lightning strategy name."""
     precision: str = "32-true"
     """32-true, bf16-mixed, 16-mixed (GPU, with loss scaling) or bf16-true."""
     max_steps: int = 1000
@@ -60,6 +62,8 @@ class TrainerConfig:
     """rollback: multiply the learning rate by this at each rollback."""
     min_free_gb: float = 1.0
     """Refuse to start when the run directory's disk has less free space (GB)."""
+    compile: bool = False
+    """`torch.compile` each transformer block (worth it on GPUs; slow to start on a CPU)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -88,6 +92,8 @@ class TrainerConfig:
         on_cpu = self.accelerator == "cpu" or (self.accelerator == "auto" and not has_gpu)
         if on_cpu and self.precision == "16-mixed":
             raise ValueError("precision=16-mixed needs a GPU; on CPU use 32-true or bf16-mixed")
+        if self.strategy == FSDP and self.precision == "16-mixed":
+            raise ValueError("strategy=fsdp does not support precision=16-mixed; use bf16-mixed")
 
 
 def build_trainer(
@@ -103,7 +109,7 @@ def build_trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy,
+        strategy=build_strategy(cfg.strategy),
         precision=cfg.precision,
         max_steps=cfg.max_steps,
         max_epochs=-1,

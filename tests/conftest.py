@@ -1,7 +1,9 @@
-"""Helpers to run the training command line, in a subprocess or in-process."""
+"""Helpers to run the training command line, in a subprocess or in-process, and to read what
+it logged."""
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -88,3 +90,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny: list[str]) -> Path:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoint:" in result.stdout and "summary:" in result.stdout
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def logged_train_losses():
+    """Reads a run directory's `logs/metrics.csv` into {step: train loss}."""
+    return _logged_train_losses
+
+
+def _logged_train_losses(run_dir: Path) -> dict[int, float]:
+    rows = csv.DictReader((run_dir / "logs" / "metrics.csv").open())
+    return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
