@@ -83,12 +83,19 @@ class TrainerConfig:
         if self.gradient_clip_val is not None and self.gradient_clip_val <= 0:
             raise ValueError("gradient_clip_val must be positive (or null to disable clipping)")
         check_reliability(self)
+        if self.strategy == FSDP and self.nonfinite == "rollback":
+            raise ValueError(
+                "nonfinite=rollback cannot reload sharded checkpoints (strategy=fsdp); use skip"
+            )
 
     def check_hardware(self) -> None:
         """Refuse settings this machine cannot run, before any work starts."""
         has_gpu = torch.cuda.is_available()
         if self.accelerator in ("gpu", "cuda") and not has_gpu:
-            raise ValueError("accelerator=gpu but no CUDA GPU is visible; use trainer=cpu")
+            raise ValueError(
+                "accelerator=gpu but no CUDA GPU is visible; use trainer=cpu (or, for DDP/FSDP "
+                "over CPU processes, trainer.accelerator=cpu)"
+            )
         on_cpu = self.accelerator == "cpu" or (self.accelerator == "auto" and not has_gpu)
         if on_cpu and self.precision == "16-mixed":
             raise ValueError("precision=16-mixed needs a GPU; on CPU use 32-true or bf16-mixed")
