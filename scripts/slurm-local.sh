@@ -77,6 +77,8 @@ ClusterName=xlab
 SlurmctldHost=$host
 SlurmUser=root
 AuthType=auth/munge
+# A requeued job waits cred_expire + 1 s before it may start again (Slurm's default: 120 s).
+AuthInfo=cred_expire=30
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
