@@ -17,7 +17,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FAST_MARKERS := not slow and not distributed and not slurm
 
-.PHONY: help install train test test-fast lint format bench clean clean-all
+.PHONY: help install train test test-fast lint format bench slurm-up slurm-down clean clean-all
 
 help: ## List targets and what they do
 	@echo "usage: make TARGET [ARGS='...'] [PYTHON=python3] [TORCH_INDEX=URL]"
@@ -38,7 +38,11 @@ install: $(STAMP) ## Create .venv and install the package editable with dev and 
 train: $(STAMP) ## Train: make train ARGS="model=gpt experiment=shakespeare_char_cpu"
 	$(BIN)/python -m xformers_lab.train $(ARGS)
 
-test: $(STAMP) ## Run the whole test suite
+# The slurm tests need the local Slurm: started first. Exit 3 means "cannot install or start it
+# here" (not root): the slurm tests are then skipped; any other failure stops `make test`.
+test: $(STAMP) ## Run the whole test suite (starts the local Slurm first, see slurm-up)
+	@scripts/slurm-local.sh start || { rc=$$?; [ $$rc -eq 3 ] || exit $$rc; \
+		echo "make test: no local Slurm, the slurm tests will be skipped"; }
 	$(BIN)/python -m pytest $(ARGS)
 
 test-fast: $(STAMP) ## Run the tests not marked slow, distributed or slurm
@@ -58,6 +62,12 @@ bench: $(STAMP) ## Run every benchmarks/*.py script (each prints its own figures
 	for script in "$${scripts[@]}"; do \
 		echo "== $$script"; $(BIN)/python "$$script" $(ARGS); \
 	done
+
+slurm-up: ## Install (root, apt) and start a single-node Slurm on this machine
+	scripts/slurm-local.sh start
+
+slurm-down: ## Stop the local Slurm daemons
+	scripts/slurm-local.sh stop
 
 clean: ## Remove run outputs (outputs/, multirun/, lightning_logs/), build files and caches
 	rm -rf outputs multirun lightning_logs dist build .pytest_cache .ruff_cache

@@ -5,6 +5,7 @@ exit of a stopped run."""
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from xformers_lab.training.nonfinite import NonFiniteGuard
 from xformers_lab.training.resume import CHECKPOINT_DIR, RngStates, resume_checkpoint
 from xformers_lab.training.signals import StopAtStepBoundary, StopRequested
+from xformers_lab.training.slurm import Preemption, requeued_resume
 from xformers_lab.training.trainer import TrainerConfig
 
 PERIODIC_KEEP = 2
@@ -30,10 +32,14 @@ class Resilience:
     def __init__(self, cfg: TrainerConfig, run_dir: Path) -> None:
         self.run_dir = run_dir
         checkpoints = run_dir / CHECKPOINT_DIR
-        self.resume_from = resume_checkpoint(cfg.resume, run_dir)
+        self.resume_from = resume_checkpoint(requeued_resume(cfg.resume), run_dir)
         if self.resume_from is not None:  # continuing into a directory that has checkpoints
             warnings.filterwarnings("ignore", message=".*Checkpoint directory .* is not empty")
-        self.stop = StopAtStepBoundary(checkpoints / "last.ckpt")
+        self.preemption = Preemption.of_this_job()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        if self.preemption is not None:
+            signals = (*signals, self.preemption.signum)
+        self.stop = StopAtStepBoundary(checkpoints / "last.ckpt", signals)
         guard = NonFiniteGuard(
             cfg.nonfinite, cfg.nonfinite_max_consecutive, cfg.nonfinite_lr_factor, checkpoints
         )
@@ -55,10 +61,13 @@ class Resilience:
 
     @contextmanager
     def stopping(self) -> Iterator[None]:
-        """Turn a stop request (SIGTERM, SIGINT) into one message and the exit `128 + signal`."""
+        """Turn a stop request (SIGTERM, SIGINT) into one message and the exit `128 + signal`;
+        submitit's preemption signal into its requeue instead."""
         try:
             yield
         except StopRequested as stop:
+            if self.preemption is not None and stop.signum == self.preemption.signum:
+                self.preemption.hand_over(stop)
             print(
                 f"{stop}: checkpoint {stop.checkpoint}; resume with: {self.resume_command()}",
                 file=sys.stderr,

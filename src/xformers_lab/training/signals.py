@@ -36,8 +36,8 @@ class StopAtStepBoundary(L.Callback):
 
     The handlers for `signals` are installed when training starts, replacing the ones Lightning
     registers (its SIGTERM handler would stop the loop without a checkpoint), and restored when
-    training ends or fails. Another trigger (Slurm's USR1 before a requeue) reuses this
-    machinery: call `request` from its handler, and catch `StopRequested` after `fit`. A second
+    training ends or fails. Under submitit, `signals` also holds its preemption signal (USR2),
+    and `Resilience` hands the stop over to submitit's requeue (`training/slurm.py`). A second
     SIGINT while a stop is pending raises KeyboardInterrupt at once (Lightning's immediate
     shutdown).
     """

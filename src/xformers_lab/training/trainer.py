@@ -12,6 +12,7 @@ import torch
 from xformers_lab.training.checkpoint_io import AtomicCheckpointIO
 from xformers_lab.training.parallel import FSDP, build_strategy
 from xformers_lab.training.progress import RichStepBar, progress_callback
+from xformers_lab.training.slurm import cluster_plugins
 from xformers_lab.training.trainer_checks import check_reliability
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")
@@ -133,5 +134,5 @@ def build_trainer(
         default_root_dir=run_dir,
         logger=loggers,
         callbacks=[*callbacks, progress],
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *cluster_plugins()],
     )
