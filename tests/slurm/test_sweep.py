@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from pathlib import Path
@@ -31,3 +32,5 @@ def test_a_two_job_sweep_runs_as_slurm_jobs(
         assert f"optim.lr={lr}" in OmegaConf.load(run / ".hydra" / "overrides.yaml")
         assert json.loads((run / "summary.json").read_text())["steps"] == 30
     assert job_id(sweep / "0") != job_id(sweep / "1")  # two Slurm jobs (array tasks)
+    table = list(csv.DictReader((sweep / "sweep.csv").open()))  # written by the submitting side
+    assert sorted((r["job"], r["status"]) for r in table) == [("0", "done"), ("1", "done")]
