@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from xformers_lab.data.windows import WindowBatch
+
 if TYPE_CHECKING:
     from xformers_lab.data.tokenizers import Tokenizer
 
@@ -36,18 +38,22 @@ class Collator(ABC):
     document_eos_id: int | None = None
     """EOS id that separates documents, when batches carry `document_ids`."""
 
-    def __call__(self, batch: Rows) -> dict[str, Tensor]:
+    def __call__(self, batch: Rows | WindowBatch) -> dict[str, Tensor]:
+        keys = batch.starts if isinstance(batch, WindowBatch) else None
+        if isinstance(batch, WindowBatch):
+            batch = batch.rows
         rows = batch if isinstance(batch, Tensor) else torch.as_tensor(np.asarray(batch))
         if rows.dim() != 2:
             raise ValueError(f"expected a batch of rows (B, L), got shape {tuple(rows.shape)}")
-        out = self.collate(rows.long())
+        out = self.collate(rows.long(), keys)
         if self.document_eos_id is not None and "document_ids" not in out:
             out["document_ids"] = self.document_ids(row_documents(rows, self.document_eos_id))
         return out
 
     @abstractmethod
-    def collate(self, rows: Tensor) -> dict[str, Tensor]:
-        """The objective's tensors from packed rows (B, L) of token ids."""
+    def collate(self, rows: Tensor, keys: Tensor | None = None) -> dict[str, Tensor]:
+        """The objective's tensors from packed rows (B, L) of token ids; `keys` (B,) tell the rows
+        apart for random draws (their stream positions), when the loader knows them."""
 
     def document_ids(self, documents: Tensor) -> Tensor:
         """The documents (B, L) of the packed rows' tokens, laid out like `input_ids`.
@@ -83,7 +89,7 @@ def row_documents(rows: Tensor, eos_id: int) -> Tensor:
 class CausalLMCollator(Collator):
     """Next-token prediction: rows of seq_len + 1 tokens -> inputs and targets shifted by one."""
 
-    def collate(self, rows: Tensor) -> dict[str, Tensor]:  # rows: (B, T + 1)
+    def collate(self, rows: Tensor, keys: Tensor | None = None) -> dict[str, Tensor]:  # (B, T + 1)
         return {
             "input_ids": rows[:, :-1].contiguous(),  # (B, T)
             "labels": rows[:, 1:].contiguous(),  # (B, T)
@@ -111,8 +117,10 @@ class MaskedLMCollator(Collator):
         labels          (B, K)        their original ids; IGNORE_INDEX in unused slots
 
     Fixed shapes keep the step free of host syncs; the head runs on the K gathered positions.
-    The random draws of each row come from a generator seeded by `seed` and the row's contents,
-    so a row is always masked the same way whatever batch, rank or micro-batch it lands in
+    The random draws of each row come from a generator seeded by `seed`, the row's contents and,
+    from the map-style loader, its stream position (so repeated text is masked differently in
+    each place). A row is always masked the same way whatever batch, rank or micro-batch it
+    lands in
     (validation is comparable across evaluations, workers need no coordination, and a DDP or
     accumulated run sees the masks of the equivalent single batch), while training windows,
     whose grid shifts every epoch, get fresh masks.
@@ -149,8 +157,10 @@ class MaskedLMCollator(Collator):
         """Prediction slots K for rows of `row_len` stream tokens: the most a row can select."""
         return max(1, math.ceil(self.mask_prob * row_len - 1e-9))
 
-    def collate(self, rows: Tensor) -> dict[str, Tensor]:  # rows: (B, L) = (B, seq_len - 2)
-        generators = [self._generator(row) for row in rows]
+    def collate(self, rows: Tensor, keys: Tensor | None = None) -> dict[str, Tensor]:
+        # rows: (B, L) = (B, seq_len - 2)
+        row_keys = keys.tolist() if keys is not None else [None] * len(rows)
+        generators = [self._generator(row, key) for row, key in zip(rows, row_keys, strict=True)]
         row_len = rows.shape[1]
         candidate = rows >= self.first_regular_id  # (B, L): regular tokens only
         n_candidates = candidate.sum(dim=1)
@@ -192,8 +202,10 @@ class MaskedLMCollator(Collator):
         sep = inner.new_full((inner.shape[0], 1), self.sep_id)
         return torch.cat([cls, inner, sep], dim=1)
 
-    def _generator(self, row: Tensor) -> torch.Generator:
+    def _generator(self, row: Tensor, key: int | None) -> torch.Generator:
         digest = hashlib.blake2b(row.numpy().tobytes(), digest_size=8)
+        if key is not None:
+            digest.update(key.to_bytes(8, "little", signed=True))
         digest.update(self.seed.to_bytes(8, "little", signed=True))
         return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
 

@@ -199,7 +199,8 @@ class SpanCorruptionCollator(Collator):
         self.eos_id = tokenizer.eos_id
         self.decoder_start_id = tokenizer.pad_id  # T5 starts decoding from <pad>
 
-    def collate(self, rows: Tensor) -> dict[str, Tensor]:  # rows: (B, lengths.tokens)
+    def collate(self, rows: Tensor, keys: Tensor | None = None) -> dict[str, Tensor]:
+        # rows: (B, lengths.tokens); the draws depend on the batch's contents, not on keys
         if rows.shape[1] != self.lengths.tokens:
             raise ValueError(
                 f"span corruption expects rows of {self.lengths.tokens} tokens, got {rows.shape[1]}"

@@ -12,10 +12,21 @@ function of (seed, epoch), so an epoch can be replayed exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
+
+
+class WindowBatch(NamedTuple):
+    """A batch of windows and where each one starts in its stream: the start tells apart rows
+    with the same tokens (boilerplate, repeated text), so each gets its own random draws."""
+
+    rows: Tensor
+    """(B, block_len) token ids."""
+    starts: Tensor
+    """(B,) start positions."""
 
 
 class StreamWindows(Dataset[Tensor]):
@@ -32,9 +43,10 @@ class StreamWindows(Dataset[Tensor]):
     def __getitem__(self, start: int) -> Tensor:
         return self.stream[start : start + self.block_len]
 
-    def __getitems__(self, starts: Sequence[int]) -> Tensor:
-        """A whole batch in one gather: (B, block_len)."""
-        return self.stream[torch.as_tensor(starts).unsqueeze(1) + self._span]
+    def __getitems__(self, starts: Sequence[int]) -> WindowBatch:
+        """A whole batch in one gather: (B, block_len) rows."""
+        begin = torch.as_tensor(starts)
+        return WindowBatch(self.stream[begin.unsqueeze(1) + self._span], begin)
 
 
 def window_count(stream_len: int, block_len: int, stride: int, offset: int = 0) -> int:

@@ -12,6 +12,7 @@ from xformers_lab.data.collators import IGNORE_INDEX, MaskedLMCollator
 from xformers_lab.data.config import TokenizerConfig
 from xformers_lab.data.special_tokens import FIXED_SPECIALS
 from xformers_lab.data.tokenizers import ByteTokenizer, build_tokenizer
+from xformers_lab.data.windows import WindowBatch
 
 BYTES = ByteTokenizer(n_sentinels=100)
 TOKENIZER_KINDS = ["byte", "char", "spm_unigram", "spm_bpe"]  # every kind trained on text
@@ -120,6 +121,20 @@ def test_masks_are_reproducible_from_the_seed_and_the_batch() -> None:
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not torch.equal(first["mask_positions"], other_seed["mask_positions"])
     assert not torch.equal(first["mask_positions"], other_rows["mask_positions"])
+
+
+def test_a_row_is_masked_alike_in_any_batch_and_repeats_differ_by_position() -> None:
+    """Per-row draws: a row's masks do not depend on its batch-mates (DDP ranks, accumulated
+    micro-batches and one big batch see the same ones), while the same text at two stream
+    positions gets two masks."""
+    collator, rows = MaskedLMCollator(BYTES, seed=7), random_rows(8, 50)
+    starts = torch.arange(8) * 50
+    whole = collator(WindowBatch(rows, starts))
+    halves = [collator(WindowBatch(rows[i : i + 4], starts[i : i + 4])) for i in (0, 4)]
+    for key in whole:
+        assert torch.equal(whole[key], torch.cat([h[key] for h in halves]))
+    repeated = collator(WindowBatch(rows[:1].expand(6, -1), torch.arange(6) * 1000))
+    assert len({tuple(p.tolist()) for p in repeated["mask_positions"]}) == 6
 
 
 @pytest.mark.parametrize("kind", TOKENIZER_KINDS)

@@ -14,7 +14,9 @@ def windows(block_len: int, stride: int, *, seed: int = 0, epoch: int = 0, **fla
     sampler = EpochWindowSampler(len(STREAM), block_len, stride, seed=seed, **flags)
     sampler.set_epoch(epoch)
     starts = list(sampler)
-    return starts, StreamWindows(STREAM, block_len).__getitems__(starts)
+    batch = StreamWindows(STREAM, block_len).__getitems__(starts)
+    assert batch.starts.tolist() == starts
+    return starts, batch.rows
 
 
 @pytest.mark.parametrize(("block_len", "stride"), [(9, 8), (8, 8), (6, 2)])
