@@ -101,9 +101,7 @@ def _ours(family: str, batch: dict[str, torch.Tensor]) -> Step:
         if family == "t5":
             logits = model(batch["input_ids"], decoder_input_ids=batch["decoder_input_ids"])
             return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
-        hidden = model.hidden_states(batch["input_ids"])
-        index = batch["mask_positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-        logits = model.mlm_logits(hidden.gather(1, index)).flatten(0, 1)
+        logits = model.masked_logits(batch["input_ids"], batch["mask_positions"]).flatten(0, 1)
         return F.cross_entropy(logits, batch["labels"].flatten())
 
     return _train_step(model, loss)

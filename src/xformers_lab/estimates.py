@@ -143,26 +143,31 @@ def training_memory(
     head_positions: float | None = None,
     precision: str = "32-true",
 ) -> MemoryEstimate:
-    """Approximate peak memory of one AdamW training step, without activation checkpointing.
+    """Approximate peak memory of one AdamW training step.
 
     Weights, gradients and AdamW's two moments take the parameter dtype (fp32 in the mixed
     precisions, whose matmuls run on low-precision copies). Activations count, per token and
     layer, the tensors autograd keeps for the backward pass (norm inputs, the fused QKV and
     feed-forward projections, attention outputs); fused SDPA kernels keep no seq_len x seq_len
-    scores, so none are counted. The logits are counted twice (log-softmax output and its
-    gradient) in fp32, at every position the head runs on.
+    scores, so none are counted. With `cfg.activation_checkpointing`, a layer keeps only its
+    input, plus one layer's tensors while it is recomputed. The logits are counted twice
+    (log-softmax output and its gradient) in fp32, at every position the head runs on.
     """
     if precision not in PRECISION_BYTES:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_BYTES)}: {precision!r}")
     state_bytes, act_bytes = PRECISION_BYTES[precision]
     n_params = count_params(cfg).total
-    per_layer = _layer_activations(cfg, cross=False)
-    elements = seq_len * (cfg.n_layers * per_layer + cfg.d_model)
+    encoder_layer = _layer_activations(cfg, cross=False)
+    elements = seq_len * (_kept(cfg, cfg.n_layers, encoder_layer) + cfg.d_model)
     if cfg.arch == "encoder_decoder":
-        decoder = _layer_activations(cfg, cross=True) * target_len + 2 * cfg.n_kv_heads * (
+        decoder_layer = _layer_activations(cfg, cross=True) * target_len + 2 * cfg.n_kv_heads * (
             cfg.d_head * seq_len
         )
-        elements += cfg.decoder_layers * decoder + target_len * cfg.d_model
+        if cfg.activation_checkpointing:  # the layer inputs, and one layer recomputed
+            elements += cfg.decoder_layers * target_len * cfg.d_model + decoder_layer
+        else:
+            elements += cfg.decoder_layers * decoder_layer
+        elements += target_len * cfg.d_model
     head_len = target_len if cfg.arch == "encoder_decoder" else seq_len
     head = head_len if head_positions is None else head_positions
     logits_bytes = 2 * 4 * cfg.padded_vocab_size * head
@@ -172,6 +177,13 @@ def training_memory(
         optimizer=2 * state_bytes * n_params,
         activations=math.ceil(batch_size * (act_bytes * elements + logits_bytes)),
     )
+
+
+def _kept(cfg: TransformerConfig, n_layers: int, per_layer: int) -> int:
+    """Activation elements per token that a stack of `n_layers` keeps for the backward pass."""
+    if cfg.activation_checkpointing:
+        return n_layers * cfg.d_model + per_layer
+    return n_layers * per_layer
 
 
 def _n_stacks(cfg: TransformerConfig) -> int:

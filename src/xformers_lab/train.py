@@ -215,6 +215,8 @@ def _quiet_known_noise() -> None:
     """Advice and deprecation chatter from dependencies that a user cannot act on."""
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    # jobs reach Slurm through hydra/launcher=slurm, not by prefixing srun as this hint says
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
     # validation metrics are summed across ranks by the task itself (accumulate_val)
     warnings.filterwarnings("ignore", message=r".*self.log\('val/.*sync_dist=True.*")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):

@@ -112,11 +112,9 @@ def test_the_mlm_head_is_counted_on_masked_positions_only() -> None:
     assert everywhere - masked >= head * 27 / 32
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
-def test_activation_estimate_is_close_to_what_autograd_saves(preset: str) -> None:
-    cfg = preset_config(preset)
-    target_len = 12 if cfg.arch == "encoder_decoder" else 0
-    head = 5 if cfg.arch == "encoder" else None
+def saved_bytes(cfg: TransformerConfig, target_len: int, head: int | None) -> int:
+    """Bytes autograd keeps from a training forward pass (batch 4, seq_len 32), weights excepted,
+    plus the logits' gradient copy the backward pass adds."""
     model = build_model(cfg)
     model_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
@@ -129,11 +127,29 @@ def test_activation_estimate_is_close_to_what_autograd_saves(preset: str) -> Non
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         train_step(model, 4, 32, target_len, head or 0)
+    logits = 4 * 4 * cfg.padded_vocab_size * (head or target_len or 32)  # the gradient's copy
+    return sum(saved.values()) + logits
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_activation_estimate_is_close_to_what_autograd_saves(preset: str) -> None:
+    cfg = preset_config(preset)
+    target_len = 12 if cfg.arch == "encoder_decoder" else 0
+    head = 5 if cfg.arch == "encoder" else None
     estimate = training_memory(
         cfg, batch_size=4, seq_len=32, target_len=target_len, head_positions=head
     )
-    logits = 4 * 4 * cfg.padded_vocab_size * (head or target_len or 32)  # the gradient's copy
-    assert estimate.activations == pytest.approx(sum(saved.values()) + logits, rel=0.35)
+    assert estimate.activations == pytest.approx(saved_bytes(cfg, target_len, head), rel=0.35)
+
+
+def test_activation_checkpointing_keeps_layer_inputs_plus_one_recomputed_layer() -> None:
+    full = preset_config("gpt")
+    checkpointed = TransformerConfig(**{**full.to_dict(), "activation_checkpointing": True})
+    kept = saved_bytes(checkpointed, 0, None)  # the forward pass keeps the layer inputs only
+    one_layer = (saved_bytes(full, 0, None) - kept) / full.n_layers  # less its input, roughly
+    estimate = training_memory(checkpointed, batch_size=4, seq_len=32).activations
+    assert estimate == pytest.approx(kept + one_layer, rel=0.35)
+    assert estimate < training_memory(full, batch_size=4, seq_len=32).activations
 
 
 def test_memory_scales_with_precision_and_batch() -> None:
