@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from xformers_lab.cli import compose_config
@@ -32,7 +31,8 @@ SKIP_STEPS = 10
 
 
 def plain_loop(cfg, steps: int) -> float:
-    """nanoGPT-style loop over the same batches: forward, loss, backward, clip, step."""
+    """nanoGPT-style loop over the same batches (any objective: the task computes the loss):
+    forward, loss, backward, clip, step."""
     settings = resolve_settings(cfg)
     torch.manual_seed(settings.seed)
     corpus = load_corpus(settings.data)
@@ -65,15 +65,14 @@ def plain_loop(cfg, steps: int) -> float:
         if step == SKIP_STEPS:
             start, tokens = time.perf_counter(), 0
         batch = next(batches)
-        logits = model(batch["input_ids"])
-        loss = F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
+        loss = task.train_nats(batch) / task.train_targets(batch)  # the task's own loss
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens += batch["input_ids"].numel()
+        tokens += task.batch_tokens(batch)  # as the Trainer path counts them
     return tokens / (time.perf_counter() - start)
 
 
