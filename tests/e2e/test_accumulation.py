@@ -1,6 +1,6 @@
 """Gradient accumulation divides by the step's target count: k micro-batches of b rows train
 exactly like one batch of k x b rows (same per-step losses, same weights), for an objective whose
-target count varies between micro-batches (MLM) as well as a constant one (causal LM)."""
+target count varies between micro-batches (MLM) as well as constant ones (causal LM, spans)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-FAMILIES = {"clm": ["model=gpt", "task=clm"], "mlm": ["model=bert", "task=mlm"]}
+FAMILIES = {
+    "clm": ["model=gpt", "task=clm"],
+    "mlm": ["model=bert", "task=mlm"],
+    "span": ["model=t5", "task=span"],
+}
 STEPS = 8
 
 

@@ -175,9 +175,12 @@ class SpanCorruptionCollator(Collator):
         decoder_input_ids  (B, target_len)  the labels shifted right after the start token (pad)
         labels             (B, target_len)  sentinels, each followed by its span, then EOS
 
-    The random draws come from a generator seeded by `seed` and the batch's contents, so a batch
-    is always corrupted the same way (validation is comparable across evaluations; workers need
-    no coordination) while training windows, whose grid shifts every epoch, get fresh noise.
+    The random draws of each row come from a generator seeded by `seed`, the row's tokens and,
+    from the map-style loader, its stream position: a row is always corrupted the same way
+    whatever batch, rank or micro-batch it lands in (validation is comparable across
+    evaluations; workers need no coordination; DDP and accumulation see the corruption of the
+    equivalent single batch), repeated text differs by position, and training windows, whose
+    grid shifts every epoch, get fresh noise.
     """
 
     def __init__(
@@ -200,18 +203,24 @@ class SpanCorruptionCollator(Collator):
         self.decoder_start_id = tokenizer.pad_id  # T5 starts decoding from <pad>
 
     def collate(self, rows: Tensor, keys: Tensor | None = None) -> dict[str, Tensor]:
-        # rows: (B, lengths.tokens); the draws depend on the batch's contents, not on keys
+        # rows: (B, lengths.tokens)
         if rows.shape[1] != self.lengths.tokens:
             raise ValueError(
                 f"span corruption expects rows of {self.lengths.tokens} tokens, got {rows.shape[1]}"
             )
         tokens = rows.numpy()
-        noise = random_spans_noise_mask(
-            len(tokens),
-            self.lengths.tokens,
-            self.noise_density,
-            self.mean_noise_span_length,
-            self._rng(tokens),
+        row_keys = keys.tolist() if keys is not None else [None] * len(tokens)
+        noise = np.concatenate(
+            [
+                random_spans_noise_mask(
+                    1,
+                    self.lengths.tokens,
+                    self.noise_density,
+                    self.mean_noise_span_length,
+                    self._rng(row, key),
+                )
+                for row, key in zip(tokens, row_keys, strict=True)
+            ]
         )
         eos = np.full((len(tokens), 1), self.eos_id)
         inputs = np.concatenate([replace_spans(tokens, noise, self.sentinel_ids), eos], axis=1)
@@ -254,7 +263,9 @@ class SpanCorruptionCollator(Collator):
             "decoder_document_ids": torch.from_numpy(decoder).long(),
         }
 
-    def _rng(self, tokens: np.ndarray) -> np.random.Generator:
-        digest = hashlib.blake2b(np.ascontiguousarray(tokens).tobytes(), digest_size=8)
+    def _rng(self, row: np.ndarray, key: int | None) -> np.random.Generator:
+        digest = hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8)
         digest.update(self.seed.to_bytes(8, "little", signed=True))
+        if key is not None:
+            digest.update(key.to_bytes(8, "little", signed=True))
         return np.random.default_rng(int.from_bytes(digest.digest(), "little"))

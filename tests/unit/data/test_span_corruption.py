@@ -13,6 +13,7 @@ from xformers_lab.data.span_corruption import (
     random_spans_noise_mask,
 )
 from xformers_lab.data.tokenizers.byte import ByteTokenizer
+from xformers_lab.data.windows import WindowBatch
 
 TOKENIZER = ByteTokenizer.train([], n_sentinels=100)
 SENTINELS = {TOKENIZER.sentinel_id(i) for i in range(TOKENIZER.n_sentinels)}
@@ -152,6 +153,20 @@ def test_the_same_batch_is_corrupted_the_same_way_and_seeds_differ() -> None:
     other_seed = SpanCorruptionCollator(TOKENIZER, 64, seed=1)(rows)
     assert torch.equal(first["input_ids"], again["input_ids"])
     assert not torch.equal(first["input_ids"], other_seed["input_ids"])
+
+
+def test_a_row_is_corrupted_alike_in_any_batch_and_repeats_differ_by_position() -> None:
+    """Per-row draws: batch-mates do not matter (DDP ranks and accumulated micro-batches see
+    the corruption of the one big batch), while the same text at two stream positions differs."""
+    collator = SpanCorruptionCollator(TOKENIZER, 64)
+    rows = stream_rows(8, collator.lengths.tokens)
+    starts = torch.arange(8) * 100
+    whole = collator(WindowBatch(rows, starts))
+    halves = [collator(WindowBatch(rows[i : i + 4], starts[i : i + 4])) for i in (0, 4)]
+    for key in whole:
+        assert torch.equal(whole[key], torch.cat([h[key] for h in halves]))
+    repeated = collator(WindowBatch(rows[:1].expand(6, -1), torch.arange(6) * 1000))
+    assert len({tuple(r.tolist()) for r in repeated["input_ids"]}) == 6
 
 
 def test_more_spans_than_sentinels_fails_in_one_line() -> None:
