@@ -12,21 +12,6 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-TINY = [  # as tests/e2e/conftest.py: any preset trains in seconds on a CPU
-    "trainer=cpu",
-    "model.n_layers=1",
-    "model.d_model=32",
-    "model.n_heads=2",
-    "data.max_bytes=200000",
-    "data.seq_len=32",
-    "data.batch_size=8",
-    "trainer.max_steps=30",
-    "trainer.val_check_interval=15",
-    "trainer.limit_val_batches=4",
-    "trainer.log_every_n_steps=5",
-    "scheduler.warmup_steps=3",
-    "optim.lr=3e-3",
-]
 HOW_TO_ENABLE = "start a local one with `make slurm-up` (installs slurm-wlm once, as root)"
 
 
@@ -66,9 +51,9 @@ def job_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def tiny() -> list[str]:
-    """Overrides that make any preset train in seconds on a CPU."""
-    return list(TINY)
+def tiny(tiny: list[str]) -> list[str]:
+    """The suite's tiny overrides (tests/conftest.py), on the CPU trainer whatever the default."""
+    return ["trainer=cpu", *tiny]
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,9 @@ class Collator(ABC):
     """EOS id that separates documents, when batches carry `document_ids`."""
 
     def __call__(self, batch: Rows | WindowBatch) -> dict[str, Tensor]:
-        keys = batch.starts if isinstance(batch, WindowBatch) else None
+        keys = None
         if isinstance(batch, WindowBatch):
-            batch = batch.rows
+            batch, keys = batch.rows, batch.starts
         rows = batch if isinstance(batch, Tensor) else torch.as_tensor(np.asarray(batch))
         if rows.dim() != 2:
             raise ValueError(f"expected a batch of rows (B, L), got shape {tuple(rows.shape)}")
