@@ -38,6 +38,14 @@ class DecoderLM(nn.Module):
         hidden = self.hidden_states(input_ids, attention_mask, position_ids, document_ids, cache)
         return self.head(hidden)
 
+    def summed_nats(
+        self, input_ids: Tensor, labels: Tensor, document_ids: Tensor | None = None
+    ) -> Tensor:
+        """Training loss: summed next-token cross-entropy of `labels` (B, T) (-100: none), in
+        nats, without materialising the logits (`LMHead.summed_nats`)."""
+        hidden = self.hidden_states(input_ids, document_ids=document_ids)
+        return self.head.summed_nats(hidden, labels)
+
     def hidden_states(
         self,
         input_ids: Tensor,

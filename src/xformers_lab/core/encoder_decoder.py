@@ -48,10 +48,53 @@ class EncoderDecoderLM(nn.Module):
         (B, T): the document of each token of packed rows; every attention then stays within
         its document (the decoder reads only its document's encoder tokens).
         """
+        return self.head(
+            self.hidden_states(
+                input_ids,
+                attention_mask,
+                decoder_input_ids,
+                decoder_attention_mask,
+                document_ids,
+                decoder_document_ids,
+            )
+        )
+
+    def summed_nats(
+        self,
+        input_ids: Tensor,
+        labels: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_input_ids: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        document_ids: Tensor | None = None,
+        decoder_document_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Training loss: summed cross-entropy of `labels` (B, T) (-100: none) in nats, without
+        materialising the logits (`LMHead.summed_nats`); other arguments as in `forward`."""
+        hidden = self.hidden_states(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            document_ids,
+            decoder_document_ids,
+        )
+        return self.head.summed_nats(hidden, labels)
+
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_input_ids: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        document_ids: Tensor | None = None,
+        decoder_document_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Final-norm decoder hidden states (B, T, D), before the LM head."""
         if decoder_input_ids is None:
             raise ValueError("an encoder-decoder needs decoder_input_ids (the shifted targets)")
         memory = self.encode(input_ids, attention_mask, document_ids)
-        return self.decode(
+        return self.decoder_hidden_states(
             decoder_input_ids,
             memory,
             memory_mask=attention_mask,
@@ -72,7 +115,12 @@ class EncoderDecoderLM(nn.Module):
             self.embed(input_ids), attention_mask=attention_mask, document_ids=document_ids
         )
 
-    def decode(
+    def decode(self, decoder_input_ids: Tensor, memory: Tensor, **kwargs: Tensor | None) -> Tensor:
+        """Logits (B, T, V_padded) of the decoder over `memory` (B, S, D) from `encode`;
+        keyword arguments as in `decoder_hidden_states`."""
+        return self.head(self.decoder_hidden_states(decoder_input_ids, memory, **kwargs))
+
+    def decoder_hidden_states(
         self,
         decoder_input_ids: Tensor,
         memory: Tensor,
@@ -84,7 +132,7 @@ class EncoderDecoderLM(nn.Module):
         document_ids: Tensor | None = None,
         memory_document_ids: Tensor | None = None,
     ) -> Tensor:
-        """Logits (B, T, V_padded) of the decoder over `memory` (B, S, D) from `encode`.
+        """Final-norm decoder hidden states (B, T, D) over `memory` (B, S, D) from `encode`.
 
         memory_mask: (B, S) real encoder tokens; attention_mask: (B, T) real decoder tokens;
         position_ids: (T,) or (B, T) decoder positions (default 0..T-1). With a `cache` (from
@@ -92,7 +140,7 @@ class EncoderDecoderLM(nn.Module):
         and values of `memory` are computed once.
         """
         check_input_ids(decoder_input_ids, self.config)
-        hidden = self.decoder(
+        return self.decoder(
             self.embed(decoder_input_ids),
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -102,7 +150,6 @@ class EncoderDecoderLM(nn.Module):
             document_ids=document_ids,
             memory_document_ids=memory_document_ids,
         )
-        return self.head(hidden)
 
     def new_cache(self) -> KVCache:
         """An empty KV cache for the decoder stack."""

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from xformers_lab.core.config import TransformerConfig
 from xformers_lab.core.layers import FFN_ACTIVATIONS, make_norm
+from xformers_lab.core.linear_cross_entropy import linear_cross_entropy
 
 
 class LMHead(nn.Module):
@@ -35,6 +36,14 @@ class LMHead(nn.Module):
         if logits.shape[-1] > self.vocab_size:
             logits[..., self.vocab_size :] = float("-inf")
         return logits
+
+    def summed_nats(self, h: Tensor, targets: Tensor) -> Tensor:
+        """Summed cross-entropy of `targets` (-100: none) over the real vocabulary, in nats;
+        the same value and gradients as `forward` then `F.cross_entropy`, without the logits."""
+        if self.scale is not None:
+            h = h * self.scale
+        weight = self.weight[: self.vocab_size]
+        return linear_cross_entropy(h.flatten(0, -2), weight, targets.flatten())
 
 
 class MLMHead(nn.Module):

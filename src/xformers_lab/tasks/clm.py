@@ -14,8 +14,10 @@ class CausalLMTask(LanguageModelTask):
     name = "clm"
 
     def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
-        logits = self._logits(batch)  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="sum")
+        """Through the fused head and loss: the (B, T, V) logits are never materialised."""
+        return self.model.summed_nats(
+            batch["input_ids"], batch["labels"], document_ids=batch.get("document_ids")
+        )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         targets = batch["labels"].flatten()

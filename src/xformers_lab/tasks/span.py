@@ -91,18 +91,25 @@ class SpanCorruptionTask(LanguageModelTask):
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         """(B, target_len, V) decoder logits for the batch's shifted targets."""
-        return self.model(
-            batch["input_ids"],
-            attention_mask=batch.get("attention_mask"),
-            decoder_input_ids=batch["decoder_input_ids"],
-            decoder_attention_mask=batch.get("decoder_attention_mask"),
-            document_ids=batch.get("document_ids"),
-            decoder_document_ids=batch.get("decoder_document_ids"),
-        )
+        return self.model(batch["input_ids"], **self._model_inputs(batch))
 
     def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
-        logits = self.logits(batch)
-        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="sum")
+        """Through the fused head and loss: the (B, T, V) logits are never materialised."""
+        return self.model.summed_nats(
+            batch["input_ids"], batch["labels"], **self._model_inputs(batch)
+        )
+
+    @staticmethod
+    def _model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor | None]:
+        """Everything but input_ids and labels that the encoder-decoder reads."""
+        keys = (
+            "attention_mask",
+            "decoder_input_ids",
+            "decoder_attention_mask",
+            "document_ids",
+            "decoder_document_ids",
+        )
+        return {key: batch.get(key) for key in keys}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         targets = batch["labels"].flatten()

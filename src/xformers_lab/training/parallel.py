@@ -18,7 +18,7 @@ from xformers_lab.core.block import Block
 
 FSDP = "fsdp"
 """`trainer.strategy=fsdp`: FSDP2 (`fully_shard`), not Lightning's legacy FSDP1 strategy."""
-ENTRY_METHODS = ("masked_logits", "hidden_states")
+ENTRY_METHODS = ("masked_logits", "hidden_states", "summed_nats")
 """Model methods that training calls instead of `forward`: FSDP gathers the root's parameters
 for them too."""
 PARAM_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
