@@ -10,6 +10,9 @@ Shapes: d_model 256, 4 layers (T5: 4 + 4), 4 heads, d_ff 1024, vocabulary 8192, 
 seq_len 256 (T5: 256 encoder tokens and 64 targets), no dropout, fp32, SDPA attention on both
 sides. MLM: the same 15% of positions are predicted on both sides; HF runs its head over all
 positions (labels -100 elsewhere), ours only over the selected ones, which is part of our lead.
+GPT and T5: our loss runs the LM head and cross-entropy fused in chunks of rows
+(`core/linear_cross_entropy.py`), never writing the logits; HF computes them whole. Both sides
+step a fused AdamW (ours by default; HF Trainer's default since torch 2.8).
 
 Every measurement runs in a fresh subprocess, and the script alternates them (HF, ours, our
 Trainer, HF, ...) so drift in machine load hits every side alike; the table reports medians.
@@ -142,7 +145,8 @@ def _hf(family: str, batch: dict[str, torch.Tensor]) -> Step:
 
 
 def _train_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> Step:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    # Fused on both sides: our default (conf/optim/adamw.yaml) and HF Trainer's since torch 2.8.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
 
     def step() -> None:
         loss().backward()

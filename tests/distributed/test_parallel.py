@@ -14,9 +14,14 @@ import pytest
 import torch
 
 STEPS = 12
-_RUN = [
-    "model=bert",  # MLM: the target count differs between ranks, so normalisation must be global
-    "task=mlm",
+OBJECTIVES = {
+    # MLM: the target count differs between ranks, so normalisation must be global
+    "mlm": ["model=bert", "task=mlm"],
+    # The fused head + loss (`summed_nats`, an FSDP entry method) on a tied and an untied head
+    "clm": ["model=gpt", "task=clm"],
+    "span": ["model=t5", "task=span"],
+}
+_SHAPE = [
     "model.n_layers=2",
     f"trainer.max_steps={STEPS}",
     "trainer.val_check_interval=6",
@@ -24,6 +29,7 @@ _RUN = [
     "trainer.log_every_n_steps=1",
     "trainer.checkpoint_every_n_steps=6",
 ]
+_RUN = [*OBJECTIVES["mlm"], *_SHAPE]
 ONE_PROCESS = ["trainer=cpu", "data.batch_size=16"]
 TWO_PROCESSES = ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.devices=2"]
 STRATEGIES = {
@@ -53,23 +59,28 @@ def runs(tmp_path_factory: pytest.TempPathFactory, tiny: list[str]):
     root = tmp_path_factory.mktemp("parallel")
 
     def get(name: str) -> Path:
+        """`one`, `ddp` or `fsdp`, then `-clm` or `-span` for those objectives instead of MLM."""
+        strategy, _, objective = name.partition("-")
+        args = [*tiny, *OBJECTIVES[objective or "mlm"], *_SHAPE]
+        args += STRATEGIES.get(strategy, ONE_PROCESS)
         if not (root / name / "summary.json").exists():
-            train([*tiny, *_RUN, *STRATEGIES.get(name, ONE_PROCESS)], root / name, root)
+            train(args, root / name, root)
         return root / name
 
     return get
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "fsdp-clm", "fsdp-span"])
 def test_two_ranks_log_the_losses_of_one_process_with_the_same_global_batch(
     strategy: str, runs, logged_train_losses
 ) -> None:
-    expected, got = logged_train_losses(runs("one")), logged_train_losses(runs(strategy))
+    single = "-".join(["one", *strategy.split("-")[1:]])
+    expected, got = logged_train_losses(runs(single)), logged_train_losses(runs(strategy))
     assert sorted(got) == sorted(expected) == list(range(STEPS))
     for step in expected:
         assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
-    one = json.loads((runs("one") / "summary.json").read_text())
+    one = json.loads((runs(single) / "summary.json").read_text())
     summary = json.loads((runs(strategy) / "summary.json").read_text())
     assert summary["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=1e-5)
     assert summary["n_params"] == one["n_params"]  # FSDP counts whole parameters, not shards
