@@ -21,6 +21,7 @@ from typing import Any
 
 from xformers_lab.core import TransformerConfig
 from xformers_lab.core.layers import FFN_ACTIVATIONS
+from xformers_lab.core.linear_cross_entropy import CHUNK_ELEMENTS
 from xformers_lab.tasks.span import span_lengths
 
 PRECISION_BYTES = {
@@ -55,7 +56,8 @@ class MemoryEstimate:
     optimizer: int
     """AdamW's two moment estimates per parameter."""
     activations: int
-    """Tensors saved for the backward pass, the logits and their gradient."""
+    """Tensors saved for the backward pass and the head's share: the logits and their gradient
+    (masked LM), or the fused loss's gradients and one chunk of logits (causal LM, span)."""
 
     @property
     def total(self) -> int:
@@ -121,9 +123,10 @@ def flops_per_token(
     flops = seq_len * (6 * first + attn_width * cfg.n_layers * seq_len)
     head_len = target_len if cfg.arch == "encoder_decoder" else seq_len
     head = head_len if head_positions is None else head_positions
-    head_params = cfg.padded_vocab_size * cfg.d_model
     if cfg.arch == "encoder":
-        head_params += _mlm_transform_params(cfg)
+        head_params = cfg.padded_vocab_size * cfg.d_model + _mlm_transform_params(cfg)
+    else:  # the fused head and loss skip the padding rows
+        head_params = cfg.vocab_size * cfg.d_model
     if cfg.arch == "encoder_decoder":
         decoder = _stack_params(cfg, cfg.decoder_layers, cross=True)
         cross_kv = cfg.decoder_layers * _linear(cfg, cfg.d_model, 2 * cfg.n_kv_heads * cfg.d_head)
@@ -150,8 +153,10 @@ def training_memory(
     layer, the tensors autograd keeps for the backward pass (norm inputs, the fused QKV and
     feed-forward projections, attention outputs); fused SDPA kernels keep no seq_len x seq_len
     scores, so none are counted. With `cfg.activation_checkpointing`, a layer keeps only its
-    input, plus one layer's tensors while it is recomputed. The logits are counted twice
-    (log-softmax output and its gradient) in fp32, at every position the head runs on.
+    input, plus one layer's tensors while it is recomputed. A masked LM's head counts its logits
+    twice (log-softmax output and its gradient) in fp32 at `head_positions`; the LM head of a
+    decoder or encoder-decoder runs fused with its loss, which keeps the fp32 gradients of its
+    input and weight and one chunk of logits instead.
     """
     if precision not in PRECISION_BYTES:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_BYTES)}: {precision!r}")
@@ -169,13 +174,18 @@ def training_memory(
             elements += cfg.decoder_layers * decoder_layer
         elements += target_len * cfg.d_model
     head_len = target_len if cfg.arch == "encoder_decoder" else seq_len
-    head = head_len if head_positions is None else head_positions
-    logits_bytes = 2 * 4 * cfg.padded_vocab_size * head
+    if cfg.arch != "encoder" and head_positions is None:  # core/linear_cross_entropy.py
+        head_bytes = 4 * cfg.d_model * head_len
+        chunk = min(CHUNK_ELEMENTS, batch_size * head_len * cfg.vocab_size)
+        fixed_bytes = 4 * (cfg.vocab_size * cfg.d_model + chunk)
+    else:
+        head = head_len if head_positions is None else head_positions
+        head_bytes, fixed_bytes = 2 * 4 * cfg.padded_vocab_size * head, 0
     return MemoryEstimate(
         weights=state_bytes * n_params,
         grads=state_bytes * n_params,
         optimizer=2 * state_bytes * n_params,
-        activations=math.ceil(batch_size * (act_bytes * elements + logits_bytes)),
+        activations=math.ceil(batch_size * (act_bytes * elements + head_bytes)) + fixed_bytes,
     )
 
 
