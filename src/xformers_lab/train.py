@@ -120,6 +120,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def optimizer_factory(optim: DictConfig, precision: str) -> Any:
+    """The optimizer partial; unfused under 16-mixed, where gradients must be unscaled before
+    clipping and a fused optimizer would only unscale them inside its step."""
+    if precision == "16-mixed" and optim.get("fused"):
+        return instantiate(optim, fused=False)
+    return instantiate(optim)
+
+
 def _build_task(
     cfg: DictConfig, settings: RunSettings, tokenizer: Any, pretrained: LoadedModel | None
 ) -> LanguageModelTask:
@@ -131,7 +139,7 @@ def _build_task(
     task = settings.task.module(
         model_config=model_config,
         tokenizer=tokenizer,
-        optimizer=instantiate(cfg.optim),
+        optimizer=optimizer_factory(cfg.optim, settings.trainer.precision),
         scheduler=instantiate(cfg.scheduler),
         weight_decay=float(cfg.optim.get("weight_decay", 0.0)),
         total_steps=settings.trainer.max_steps,

@@ -96,6 +96,19 @@ class LanguageModelTask(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip the global norm directly: Lightning's mixed-precision plugin refuses any fused
+        optimizer, though only loss scaling makes that wrong, and under 16-mixed the optimizer
+        is not fused (`train.optimizer_factory`)."""
+        if gradient_clip_val:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
     def batch_tokens(self, batch: dict[str, Tensor]) -> int:
         """Tokens this batch trains on, from its shape (no device sync)."""
         return batch["input_ids"].numel()

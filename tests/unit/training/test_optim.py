@@ -87,3 +87,28 @@ def test_adamw_partial_decays_only_the_first_group() -> None:
     torch.testing.assert_close(after["proj.weight"], before["proj.weight"] * (1 - 0.1 * 0.2))
     for name in ["embed.weight", "ln.weight", "ln.bias", "rms.weight", "proj.bias", "scale"]:
         torch.testing.assert_close(after[name], before[name])
+
+
+@pytest.mark.parametrize(("precision", "fused"), [("32-true", True), ("16-mixed", False)])
+def test_adamw_is_fused_unless_fp16_loss_scaling_must_unscale_before_clipping(
+    precision: str, fused: bool
+) -> None:
+    from xformers_lab.cli import compose_config
+    from xformers_lab.train import optimizer_factory
+
+    make = optimizer_factory(compose_config("train", []).optim, precision)
+    optimizer = make(param_groups(TinyLM(), 0.1))
+    assert optimizer.defaults["fused"] is fused
+
+
+def test_gradient_clipping_works_with_a_fused_optimizer() -> None:
+    """Lightning's mixed-precision plugin raises for fused optimizers; the task clips itself."""
+    from xformers_lab.tasks.base import LanguageModelTask
+
+    model = TinyLM()
+    optimizer = torch.optim.AdamW(param_groups(model, 0.1), fused=True)
+    for param in model.parameters():
+        param.grad = torch.full_like(param, 10.0)
+    LanguageModelTask.configure_gradient_clipping(None, optimizer, gradient_clip_val=1.0)  # type: ignore[arg-type]
+    grads = [p.grad for p in model.parameters()]
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) == pytest.approx(1.0)
