@@ -10,7 +10,7 @@ import torch
 
 
 class Mark(NamedTuple):
-    """A point of the run: host time, tokens trained so far, validation seconds so far."""
+    """A point of the run: host time, tokens trained so far, seconds paused so far."""
 
     time: float
     tokens: int
@@ -18,7 +18,7 @@ class Mark(NamedTuple):
 
 
 def tokens_per_second(start: Mark, end: Mark) -> float | None:
-    """Training tokens per second between two marks, validation time excluded."""
+    """Training tokens per second between two marks, paused time (validation) excluded."""
     seconds = (end.time - start.time) - (end.val_seconds - start.val_seconds)
     tokens = end.tokens - start.tokens
     return tokens / seconds if seconds > 0 and tokens > 0 else None
@@ -28,7 +28,10 @@ class RunStats(L.Callback):
     """Counts tokens from batch shapes (no host sync) and times training.
 
     Throughput is steady state: the clock starts after `skip_steps` optimizer steps (compile,
-    allocator and cache warm-up) and validation time is subtracted.
+    allocator and cache warm-up), and each validation pauses it until the next training batch
+    starts, so the checkpoint a validation triggers is not counted either (ModelCheckpoint
+    saves after this callback's `on_validation_end`; a short benchmark run otherwise lost
+    several percent to writing its final checkpoint).
     """
 
     def __init__(self, skip_steps: int = 10) -> None:
@@ -36,7 +39,7 @@ class RunStats(L.Callback):
         self.tokens_seen = 0
         self.validations: list[dict[str, float]] = []
         self._val_seconds = 0.0
-        self._val_started: float | None = None
+        self._paused_at: float | None = None
         self._window_start: Mark | None = None
         self._window_end: Mark | None = None
 
@@ -57,20 +60,30 @@ class RunStats(L.Callback):
         if self._window_start is None and trainer.global_step >= skip:
             self._window_start = self.mark()
 
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        self._resume()
+
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._resume()
         self._window_end = self.mark()
 
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
+        if not trainer.sanity_checking and self._paused_at is None:
             _sync()
-            self._val_started = time.perf_counter()
+            self._paused_at = time.perf_counter()
+
+    def _resume(self) -> None:
+        """End a pause: only after a validation, so steps read no clock."""
+        if self._paused_at is not None:
+            _sync()
+            self._val_seconds += time.perf_counter() - self._paused_at
+            self._paused_at = None
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self._val_started is None:
+        if trainer.sanity_checking:
             return
-        _sync()
-        self._val_seconds += time.perf_counter() - self._val_started
-        self._val_started = None
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         self.validations.append({"step": trainer.global_step, **metrics})
 
