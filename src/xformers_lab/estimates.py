@@ -21,7 +21,7 @@ from typing import Any
 
 from xformers_lab.core import TransformerConfig
 from xformers_lab.core.layers import FFN_ACTIVATIONS
-from xformers_lab.core.linear_cross_entropy import CHUNK_ELEMENTS
+from xformers_lab.core.linear_cross_entropy import ACCELERATOR_CHUNK_ELEMENTS
 from xformers_lab.tasks.span import span_lengths
 
 PRECISION_BYTES = {
@@ -176,7 +176,7 @@ def training_memory(
     head_len = target_len if cfg.arch == "encoder_decoder" else seq_len
     if cfg.arch != "encoder" and head_positions is None:  # core/linear_cross_entropy.py
         head_bytes = 4 * cfg.d_model * head_len
-        chunk = min(CHUNK_ELEMENTS, batch_size * head_len * cfg.vocab_size)
+        chunk = min(ACCELERATOR_CHUNK_ELEMENTS, batch_size * head_len * cfg.vocab_size)  # GPU
         fixed_bytes = 4 * (cfg.vocab_size * cfg.d_model + chunk)
     else:
         head = head_len if head_positions is None else head_positions
