@@ -3,7 +3,7 @@ of a training step (forward, loss, backward, AdamW step) for gpt, bert and t5, o
 `GPT2LMHeadModel`, `BertForMaskedLM` and `T5ForConditionalGeneration`, and our full Trainer path
 (`xformers_lab.train.train`, as `lightning_overhead.py` runs it) against our raw loop.
 
-    python benchmarks/vs_hf.py [--steps 5] [--trainer-steps 15] [--repeats 3] \
+    python benchmarks/vs_hf.py [--steps 5] [--trainer-steps 40] [--repeats 3] \
         [--families gpt bert t5]
 
 Shapes: d_model 256, 4 layers (T5: 4 + 4), 4 heads, d_ff 1024, vocabulary 8192, batch 8,
@@ -225,7 +225,7 @@ def _measure(side: str, family: str, steps: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps of the raw loops")
-    parser.add_argument("--trainer-steps", type=int, default=15, help="steps of the Trainer path")
+    parser.add_argument("--trainer-steps", type=int, default=40, help="steps of the Trainer path")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--families", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--worker", nargs=2, metavar=("SIDE", "FAMILY"), help=argparse.SUPPRESS)
