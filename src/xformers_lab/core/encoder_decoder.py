@@ -59,27 +59,10 @@ class EncoderDecoderLM(nn.Module):
             )
         )
 
-    def summed_nats(
-        self,
-        input_ids: Tensor,
-        labels: Tensor,
-        attention_mask: Tensor | None = None,
-        decoder_input_ids: Tensor | None = None,
-        decoder_attention_mask: Tensor | None = None,
-        document_ids: Tensor | None = None,
-        decoder_document_ids: Tensor | None = None,
-    ) -> Tensor:
+    def summed_nats(self, input_ids: Tensor, labels: Tensor, **inputs: Tensor | None) -> Tensor:
         """Training loss: summed cross-entropy of `labels` (B, T) (-100: none) in nats, without
-        materialising the logits (`LMHead.summed_nats`); other arguments as in `forward`."""
-        hidden = self.hidden_states(
-            input_ids,
-            attention_mask,
-            decoder_input_ids,
-            decoder_attention_mask,
-            document_ids,
-            decoder_document_ids,
-        )
-        return self.head.summed_nats(hidden, labels)
+        materialising the logits (`LMHead.summed_nats`); keyword inputs as in `forward`."""
+        return self.head.summed_nats(self.hidden_states(input_ids, **inputs), labels)
 
     def hidden_states(
         self,
