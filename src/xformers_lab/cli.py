@@ -3,6 +3,7 @@ into one `UserError` line (unknown group option, unknown key, unparsable overrid
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from xformers_lab.config_schema import register_schemas
@@ -24,21 +25,30 @@ HYDRA_FLAGS = {"-m", "--multirun"}
 
 def compose_checked(config_name: str, argv: list[str]) -> Iterator[DictConfig]:
     """Yield the config of every value a sweep names (each other sweep at its first value), so
-    `-m model=gpt,nope` fails before any job starts. Skipped for Hydra's other flags
-    (--cfg, --help, ...), which Hydra handles itself."""
+    `-m model=gpt,nope` fails before any job starts; the first is every sweep's first value.
+    Each holds its `hydra` node (the run dir is known before Hydra creates it; `job_config`
+    drops it). Skipped for Hydra's other flags (--cfg, --help, ...), which Hydra handles."""
     if any(arg.startswith("-") and arg not in HYDRA_FLAGS for arg in argv):
         return
     overrides = [arg for arg in argv if arg not in HYDRA_FLAGS]
     for variant in _sweep_variants(overrides):
-        yield compose_config(config_name, variant)
+        yield compose_config(config_name, variant, with_hydra=True)
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+def job_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` as Hydra hands it to the job: without its `hydra` node."""
+    job = copy.deepcopy(cfg)
+    with open_dict(job):
+        job.pop("hydra", None)
+    return job
+
+
+def compose_config(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
     """Compose `config_name` with `overrides`, raising `UserError` with one line on failure."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
     except MissingConfigException as err:
         raise UserError(_missing_option_message(err)) from None
     except (HydraException, OmegaConfBaseException) as err:

@@ -27,7 +27,6 @@ from xformers_lab.estimates import (
     RowShape,
     count_params,
     flops_per_token,
-    row_shape,
     training_memory,
 )
 from xformers_lab.settings import RunSettings, resolve_settings
@@ -49,7 +48,7 @@ def describe(argv: list[str]) -> str:
     overrides = [arg for arg in argv if not arg.startswith(VOCAB_KEY)]
     settings = resolve_settings(compose_config(CONFIG_NAME, overrides))
     cfg = settings.model_config(_vocab_size(settings, vocab_args))
-    shape = row_shape(settings.task_name, settings.data.seq_len, settings.task_options)
+    shape = settings.row_shape()
     precision = settings.trainer.precision
     batch = settings.data.batch_size
     memory = training_memory(cfg, batch_size=batch, precision=precision, **asdict(shape))

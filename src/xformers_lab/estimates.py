@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from xformers_lab.core import TransformerConfig
 from xformers_lab.core.layers import FFN_ACTIVATIONS
 from xformers_lab.core.linear_cross_entropy import ACCELERATOR_CHUNK_ELEMENTS
-from xformers_lab.tasks.span import span_lengths
 
 PRECISION_BYTES = {
     # precision: (bytes per weight/grad/optimizer-state element, bytes per activation element)
@@ -74,20 +72,6 @@ class RowShape:
     """Decoder tokens of an encoder-decoder."""
     head_positions: float | None = None
     """Positions the output head runs on; None: every position of the stack feeding it."""
-
-
-def row_shape(task_name: str, seq_len: int, options: Any) -> RowShape:
-    """The row geometry of `task_name` at `data.seq_len` with the task's typed options: span
-    corruption's fixed target length, the masked LM's K = ceil(mask_prob * (seq_len - 2))
-    predicted positions, and no vocabulary head for classification."""
-    if task_name == "span":
-        return RowShape(seq_len=seq_len, target_len=span_lengths(seq_len, options).targets)
-    if task_name == "mlm":
-        masked = math.ceil(options.mask_prob * (seq_len - 2))  # the collator's K
-        return RowShape(seq_len=seq_len, head_positions=masked)
-    if task_name == "classify":
-        return RowShape(seq_len=seq_len, head_positions=0)
-    return RowShape(seq_len=seq_len)
 
 
 def count_params(cfg: TransformerConfig) -> ParamCounts:

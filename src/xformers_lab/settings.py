@@ -5,22 +5,22 @@ Everything a user can get wrong on the command line should fail here, in one lin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from xformers_lab import checkpoints
 from xformers_lab.core import TransformerConfig
-from xformers_lab.data.config import DataConfig, TokenizerConfig
+from xformers_lab.data.config import DataConfig, TokenizerConfig, data_config
 from xformers_lab.data.corpora.files import check_files
-from xformers_lab.data.labelled import check_labelled
+from xformers_lab.data.examples import check_examples
 from xformers_lab.errors import UserError
-from xformers_lab.inference.loading import read_checkpoint
+from xformers_lab.estimates import RowShape
 from xformers_lab.paths import conf_dir
-from xformers_lab.tasks import TASKS, TaskSpec
-from xformers_lab.tasks.base import CHECKPOINT_KEY
+from xformers_lab.tasks import Objective, objective_class, objective_names
 from xformers_lab.training.loggers import check_loggers
 from xformers_lab.training.resume import check_resume
 from xformers_lab.training.trainer import TrainerConfig
@@ -34,42 +34,59 @@ class RunSettings:
 
     model: dict[str, Any]
     """TransformerConfig fields; `vocab_size` comes from the tokenizer."""
-    task_name: str
-    task: TaskSpec
+    objective: type[Objective]
     task_options: Any
-    """Instance of `task.options`."""
+    """Instance of `objective.Options`."""
     data: DataConfig
     tokenizer: TokenizerConfig
     trainer: TrainerConfig
     seed: int
     init_from: str | None = None
     """Checkpoint whose weights and tokenizer the model starts from (fine-tuning)."""
+    helpers: dict[str, str] = field(default_factory=dict)
+    """Checkpoints of the objective's frozen helper models, by name."""
+
+    @property
+    def task_name(self) -> str:
+        return self.objective.name
 
     def model_config(self, vocab_size: int) -> TransformerConfig:
         return build(TransformerConfig, self.model, "model", vocab_size=vocab_size)
 
+    def row_shape(self) -> RowShape:
+        """One training row, as the FLOPs and memory estimates count it."""
+        return self.objective.row_shape(self.data.seq_len, self.task_options)
+
 
 def resolve_settings(cfg: DictConfig) -> RunSettings:
     """Check every group of `cfg` and how they fit together; raise `UserError` on the first
-    problem."""
+    problem. Resolved once per config: the validation before a run and the run itself share
+    the result."""
+    key = OmegaConf.to_yaml(cfg)
+    if key not in _resolved:
+        _resolved[key] = _resolve(cfg)
+    return _resolved[key]
+
+
+_resolved: dict[str, RunSettings] = {}
+
+
+def _resolve(cfg: DictConfig) -> RunSettings:
     model = _container(cfg, "model")
     model_config = build(TransformerConfig, model, "model", vocab_size=1)
     task_node = _container(cfg, "task")
-    task_name = task_node.pop("name", None)
-    if task_name not in TASKS:
-        raise UserError(f"unknown task {task_name!r}; choose one of: {', '.join(TASKS)}")
-    task = TASKS[task_name]
-    if model_config.arch != task.arch:
+    objective = objective_class(task_node.pop("name", None))
+    if model_config.arch not in objective.archs:
         raise UserError(
-            f"task={task_name} trains {task.arch} models but model.arch={model_config.arch}; "
-            f"valid pairs: {valid_pairs()}"
+            f"task={objective.name} trains {_archs(objective)} models but "
+            f"model.arch={model_config.arch}; valid pairs: {valid_pairs()}"
         )
-    data = build(DataConfig, cfg.get("data"), "data")
+    data = data_config(_container(cfg, "data"))
     check_files(data)
-    if task.labelled:
-        check_labelled(data)
+    if objective.fields:
+        check_examples(data, objective.fields)
     init_from = cfg.get("init_from")
-    init_config = _init_config(init_from, task_name, task)
+    init_config = _init_config(init_from, objective)
     max_seq_len = (init_config or model_config).max_seq_len
     if data.seq_len > max_seq_len:
         where, fix = (f" of init_from={init_from}", "") if init_config else ("", " or raise it")
@@ -89,47 +106,55 @@ def resolve_settings(cfg: DictConfig) -> RunSettings:
     seed = cfg.get("seed")
     if not isinstance(seed, int):
         raise UserError(f"seed must be an int, got {seed!r}")
-    task_options = build(task.options, task_node, "task")
+    task_options = build(objective.Options, task_node, "task")
     tokenizer = build(TokenizerConfig, cfg.get("tokenizer"), "tokenizer")
-    if task.check is not None:  # objective-specific limits, e.g. spans vs sentinels
-        task.check(data.seq_len, tokenizer, task_options)
+    objective.check(data, tokenizer, task_options)
+    helpers = objective.helper_checkpoints(task_options)
+    for path in helpers.values():
+        checkpoints.read(path)  # one line now for a missing or unreadable one, not mid-run
     return RunSettings(
         model=model,
-        task_name=task_name,
-        task=task,
+        objective=objective,
         task_options=task_options,
         data=data,
         tokenizer=tokenizer,
         trainer=trainer,
         seed=seed,
         init_from=init_from,
+        helpers=helpers,
     )
 
 
 def valid_pairs() -> str:
-    """`task: model presets` for every task, read from the shipped model presets."""
+    """`task: model presets` for every objective, read from the shipped model presets."""
     presets: dict[str, list[str]] = {}
     for path in sorted((conf_dir() / "model").glob("*.yaml")):
         arch = OmegaConf.load(path).get("arch", "decoder")
         presets.setdefault(arch, []).append(path.stem)
-    return "; ".join(
-        f"task={name} with model={'|'.join(presets.get(spec.arch, ['<none>']))}"
-        for name, spec in TASKS.items()
-    )
+    pairs = []
+    for name in objective_names():
+        archs = sorted(objective_class(name).archs)
+        models = [m for arch in archs for m in presets.get(arch, [])] or ["<none>"]
+        pairs.append(f"task={name} with model={'|'.join(models)}")
+    return "; ".join(pairs)
 
 
-def _init_config(init_from: Any, task_name: str, task: TaskSpec) -> TransformerConfig | None:
-    """The architecture saved in the `init_from` checkpoint, which must suit the task."""
+def _archs(objective: type[Objective]) -> str:
+    return " or ".join(sorted(objective.archs))
+
+
+def _init_config(init_from: Any, objective: type[Objective]) -> TransformerConfig | None:
+    """The architecture saved in the `init_from` checkpoint, which must suit the objective."""
     if init_from is None:
         return None
     if not isinstance(init_from, str) or not init_from:
         raise UserError(f"init_from must be a checkpoint path, got {init_from!r}")
-    payload = read_checkpoint(init_from)[CHECKPOINT_KEY]
-    config = TransformerConfig(**payload["model_config"])
-    if config.arch != task.arch:
+    payload = checkpoints.read(init_from).payload
+    config = payload.model_config
+    if config.arch not in objective.archs:
         raise UserError(
             f"init_from={init_from} holds a {config.arch} model (trained with "
-            f"task={payload.get('task')}) but task={task_name} trains {task.arch} models"
+            f"task={payload.task}) but task={objective.name} trains {_archs(objective)} models"
         )
     return config
 

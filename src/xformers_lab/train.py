@@ -17,25 +17,28 @@ from typing import Any
 import datasets
 import hydra
 import lightning as L
+from datasets import DatasetDict
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from xformers_lab.cli import compose_checked
+from xformers_lab.cli import HYDRA_FLAGS, compose_checked, job_config
 from xformers_lab.core import count_parameters
 from xformers_lab.data.corpora import load_corpus
 from xformers_lab.data.datamodule import TextDataModule
-from xformers_lab.data.labelled import LabelledDataModule, load_labelled
+from xformers_lab.data.examples import example_texts, load_examples
+from xformers_lab.data.examples_module import ExamplesDataModule
 from xformers_lab.data.tokenizers import build_tokenizer
 from xformers_lab.errors import reported_user_errors
-from xformers_lab.estimates import flops_per_token, row_shape
+from xformers_lab.estimates import flops_per_token
 from xformers_lab.inference.loading import LoadedModel, load
 from xformers_lab.paths import conf_dir
 from xformers_lab.settings import RunSettings, resolve_settings
-from xformers_lab.tasks import LanguageModelTask
+from xformers_lab.tasks import Objective
 from xformers_lab.training.export import WEIGHTS_FILE, export_safetensors, gathered_model
 from xformers_lab.training.loggers import build_loggers, finish_loggers, logger_callbacks
+from xformers_lab.training.module import TrainingModule
 from xformers_lab.training.preflight import check_output_dir
 from xformers_lab.training.resilience import Resilience
 from xformers_lab.training.resume import CHECKPOINT_DIR
@@ -52,9 +55,11 @@ WEIGHTS_PATH = Path(CHECKPOINT_DIR) / WEIGHTS_FILE
 def main() -> None:
     """Console entry point."""
     with reported_user_errors():
-        for cfg in compose_checked(CONFIG_NAME, sys.argv[1:]):
-            resolve_settings(cfg)
-        check_output_dir(CONFIG_NAME, sys.argv[1:])
+        argv = sys.argv[1:]
+        for i, cfg in enumerate(compose_checked(CONFIG_NAME, argv)):
+            resolve_settings(job_config(cfg))  # the job itself reuses this result
+            if i == 0:
+                check_output_dir(cfg, multirun=any(arg in HYDRA_FLAGS for arg in argv))
     _hydra_entry()
 
 
@@ -71,22 +76,32 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     settings = resolve_settings(cfg)
     _quiet_known_noise()
     L.seed_everything(settings.seed, workers=True, verbose=False)
-    corpus = load_labelled(settings.data) if settings.task.labelled else load_corpus(settings.data)
     pretrained = load(settings.init_from) if settings.init_from else None
+    data = _load_data(settings)
     if pretrained is not None:  # fine-tuning: the checkpoint's tokenizer, never a new one
         tokenizer = pretrained.tokenizer
     else:
-        tokenizer = build_tokenizer(settings.tokenizer, corpus["train"]["text"])
-    task = _build_task(cfg, settings, tokenizer, pretrained)
-    datamodule = _build_datamodule(settings, tokenizer, corpus)
+        tokenizer = build_tokenizer(settings.tokenizer, _tokenizer_texts(settings, data))
+    objective = _build_objective(settings, tokenizer, pretrained)
+    datamodule = _build_datamodule(settings, objective, data)
+    module = TrainingModule(
+        objective,
+        optimizer=optimizer_factory(cfg.optim, settings.trainer.precision),
+        scheduler=instantiate(cfg.scheduler),
+        weight_decay=float(cfg.optim.get("weight_decay", 0.0)),
+        total_steps=settings.trainer.max_steps,
+        run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        compile_blocks=settings.trainer.compile,
+    )
     stats = RunStats()
-    shape = row_shape(settings.task_name, settings.data.seq_len, settings.task_options)
-    throughput = Throughput(stats, flops_per_token(task.model_config, **asdict(shape)))
+    flops = flops_per_token(objective.model_config, **asdict(settings.row_shape()))
+    throughput = Throughput(stats, flops)
+    tracked = settings.objective.best
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor="val/loss",
-        mode="min",
+        monitor=f"val/{tracked.metric}",
+        mode=tracked.mode,
         save_last=True,
         save_top_k=1,
         auto_insert_metric_name=False,
@@ -100,21 +115,21 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         throughput,
         checkpoints,
         *resilience.callbacks,
-        *logger_callbacks(loggers, task.name),
+        *logger_callbacks(loggers, settings.objective.generative),
     ]
     trainer = build_trainer(settings.trainer, run_dir, loggers=loggers, callbacks=callbacks)
     with resilience.stopping():
         trainer.fit(
-            task, datamodule=datamodule, ckpt_path=resilience.resume_from, weights_only=True
+            module, datamodule=datamodule, ckpt_path=resilience.resume_from, weights_only=True
         )
     if stats.last_validated_step() != trainer.global_step:
-        trainer.validate(task, datamodule=datamodule, verbose=False)
-    summary = _summary(task, trainer, stats, checkpoints, time.perf_counter() - started)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    summary = _summary(module, trainer, stats, checkpoints, time.perf_counter() - started)
     summary.update(throughput.summary(summary["train_tokens_per_sec"]))
-    weights = gathered_model(task.model, task.model_config)  # every rank: gathers FSDP shards
+    weights = gathered_model(module.model, objective.model_config)  # every rank: gathers shards
     if trainer.is_global_zero and weights is not None:
         path = write_summary(run_dir, summary)
-        export_safetensors(weights, task.model_config, task.name, run_dir / WEIGHTS_PATH)
+        export_safetensors(weights, objective.model_config, objective.name, run_dir / WEIGHTS_PATH)
         _report(run_dir, summary, path)
         finish_loggers(loggers, summary)
     return summary
@@ -128,73 +143,80 @@ def optimizer_factory(optim: DictConfig, precision: str) -> Any:
     return instantiate(optim)
 
 
-def _build_task(
-    cfg: DictConfig, settings: RunSettings, tokenizer: Any, pretrained: LoadedModel | None
-) -> LanguageModelTask:
-    """The task's module; from `init_from`, the checkpoint's architecture and weights, with the
-    run's `model.dropout` (fine-tuning often wants a different one)."""
+def _load_data(settings: RunSettings) -> DatasetDict:
+    """The corpus of a packed objective, or the examples (columns named by role) of others."""
+    if settings.objective.fields:
+        return load_examples(settings.data, settings.objective.fields)
+    return load_corpus(settings.data)
+
+
+def _tokenizer_texts(settings: RunSettings, data: DatasetDict) -> list[str]:
+    if settings.objective.fields:
+        return example_texts(data, settings.objective.fields)
+    return data["train"]["text"]
+
+
+def _build_objective(
+    settings: RunSettings, tokenizer: Any, pretrained: LoadedModel | None
+) -> Objective:
+    """The objective, with its frozen helpers; from `init_from`, the checkpoint's architecture
+    and weights, with the run's `model.dropout` (fine-tuning often wants a different one)."""
     model_config = settings.model_config(tokenizer.vocab_size)
     if pretrained is not None:
         model_config = replace(pretrained.config, dropout=model_config.dropout)
-    task = settings.task.module(
-        model_config=model_config,
-        tokenizer=tokenizer,
-        optimizer=optimizer_factory(cfg.optim, settings.trainer.precision),
-        scheduler=instantiate(cfg.scheduler),
-        weight_decay=float(cfg.optim.get("weight_decay", 0.0)),
-        total_steps=settings.trainer.max_steps,
-        run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-        options=settings.task_options,
-        compile_blocks=settings.trainer.compile,
-    )
+    helpers = {name: load(path).model for name, path in settings.helpers.items()}
+    objective = settings.objective(model_config, tokenizer, settings.task_options, helpers)
     if pretrained is not None:
-        task.model.load_state_dict(pretrained.model.state_dict())
-    return task
+        objective.model.load_state_dict(pretrained.model.state_dict())
+    return objective
 
 
-def _build_datamodule(settings: RunSettings, tokenizer: Any, corpus: Any) -> L.LightningDataModule:
-    seq_len, spec, options = settings.data.seq_len, settings.task, settings.task_options
-    if spec.labelled:
-        return LabelledDataModule(
+def _build_datamodule(
+    settings: RunSettings, objective: Objective, data: DatasetDict
+) -> L.LightningDataModule:
+    spec, options, seq_len = settings.objective, settings.task_options, settings.data.seq_len
+    collator = spec.collator(objective.tokenizer, seq_len, options)
+    if spec.fields:
+        return ExamplesDataModule(
             settings.data,
-            tokenizer,
-            corpus,
-            collator=spec.collator(tokenizer, seq_len, options),
+            objective.prepare_examples(data),
+            encode=spec.encoder(objective.tokenizer, options),
+            collator=collator,
             seed=settings.seed,
-            num_labels=options.num_labels,
         )
+    windows = spec.windows(seq_len, options)
     return TextDataModule(
         settings.data,
-        tokenizer,
-        corpus,
-        block_len=spec.block_len(seq_len, options),
-        stride=spec.stride(seq_len, options),
-        collator=spec.collator(tokenizer, seq_len, options),
+        objective.tokenizer,
+        data,
+        block_len=windows.block_len,
+        stride=windows.stride,
+        collator=collator,
         seed=settings.seed,
     )
 
 
 def _summary(
-    task: LanguageModelTask,
+    module: TrainingModule,
     trainer: L.Trainer,
     stats: RunStats,
     checkpoints: ModelCheckpoint,
     wall_seconds: float,
 ) -> dict[str, Any]:
-    best = best_validation(stats.validations)
+    best = best_validation(stats.validations, module.objective.best)
     final = stats.validations[-1] if stats.validations else {}
     summary: dict[str, Any] = {
-        "task": task.name,
+        "task": module.name,
         "best_val_loss": best.get("val/loss"),
         "best_val_step": best.get("step"),
         "val_bpb": best.get("val/bpb"),
         "final_val_loss": final.get("val/loss"),
-        "final_train_loss": task.final_train_loss(),
+        "final_train_loss": module.final_train_loss(),
         "steps": trainer.global_step,
         "tokens_seen": stats.tokens_seen,
         "train_tokens_per_sec": stats.tokens_per_second(),
         "wall_seconds": round(wall_seconds, 2),
-        "n_params": count_parameters(task.model),
+        "n_params": count_parameters(module.model),
         "checkpoint": checkpoints.best_model_path or None,
         "last_checkpoint": checkpoints.last_model_path or None,
     }

@@ -21,7 +21,7 @@ def build(cls: type[T], node: Mapping[str, Any] | Any, prefix: str, **extra: Any
     Unknown keys, wrong types and the dataclass's own `__post_init__` checks (which raise
     ValueError) all become a `UserError` that tells the user what to change.
     """
-    values = _plain(node)
+    values = plain(node)
     values.update(extra)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
@@ -46,7 +46,7 @@ def build(cls: type[T], node: Mapping[str, Any] | Any, prefix: str, **extra: Any
         raise UserError(f"{prefix}: {err}") from None
 
 
-def _plain(node: Any) -> dict[str, Any]:
+def plain(node: Any) -> dict[str, Any]:
     """A plain dict; OmegaConf's mandatory-but-missing `???` becomes None (reported as unset)."""
     if node is None:
         return {}

@@ -40,7 +40,7 @@ CONFIG_TIME = [
     ),
     (["model=bert", "task=mlm", "task.mask_prob=0"], "task: mask_prob must be in (0, 1]"),
     (["model=bert", "task=mlm", "task.keep_token=0.2"], "must sum to 1"),
-    (["model=bert", "task=classify"], "labelled examples cannot come from data=pystdlib"),
+    (["model=bert", "task=classify"], "examples cannot come from data=pystdlib"),
     (["optim=nope"], "unknown optim 'nope'; choose one of: adamw"),
     (["scheduler=nope"], "unknown scheduler 'nope'; choose one of: constant, warmup_cosine"),
     (["data=nope"], "unknown data 'nope'; choose one of: hf, pystdlib, text"),

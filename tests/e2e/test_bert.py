@@ -151,8 +151,18 @@ def test_classifier_fine_tuned_from_the_mlm_checkpoint(
     tuned = torch.load(summary["checkpoint"], map_location="cpu", weights_only=True)
     assert tuned["xformers_lab"]["tokenizer"] == pretrained["xformers_lab"]["tokenizer"]
     assert tuned["xformers_lab"]["model_config"] == pretrained["xformers_lab"]["model_config"]
-    assert tuned["xformers_lab"]["classifier"] == {"num_labels": 2, "pooling": "cls"}
+    assert tuned["xformers_lab"]["head"] == {
+        "num_labels": 2,
+        "pooling": "cls",
+        "classifier_dropout": 0.1,
+        "label_names": ["negative", "positive"],
+    }
     frozen = "model.head.dense.weight"  # unused by the classifier: exactly as pretrained
     assert torch.equal(tuned["state_dict"][frozen], pretrained["state_dict"][frozen])
     embedding = "model.embed.weight"  # fine-tuned
     assert not torch.equal(tuned["state_dict"][embedding], pretrained["state_dict"][embedding])
+
+    lab = xformers_lab.load(summary["checkpoint"])  # the fine-tuned classifier, from Python
+    texts = ["great good happy film", "awful bad worst film"]
+    assert [p.label for p in lab.classify(texts)] == ["positive", "negative"]
+    assert all(p.probability > 0.5 for p in lab.classify(texts))

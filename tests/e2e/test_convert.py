@@ -12,9 +12,7 @@ import pytest
 import torch
 
 import xformers_lab
-from xformers_lab import convert
-from xformers_lab.inference.loading import read_checkpoint
-from xformers_lab.tasks.base import CHECKPOINT_KEY
+from xformers_lab import checkpoints, convert
 
 transformers = pytest.importorskip("transformers")
 
@@ -67,7 +65,7 @@ def test_import_generate_fine_tune_export(
     ckpt = tmp_path / "gpt2.ckpt"
     result = run_cli("xformers_lab.convert", ["from-hf", str(hf_dir), str(ckpt)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert read_checkpoint(ckpt)[CHECKPOINT_KEY]["task"] == "clm"
+    assert checkpoints.read(ckpt).payload.task == "clm"
 
     args = [f"ckpt={ckpt}", "prompt=def f(x):", "max_new_tokens=8"]
     result = run_cli("xformers_lab.generate", args, cwd=tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from xformers_lab.cli import compose_config
 from xformers_lab.core import build_model, count_parameters
 from xformers_lab.describe import describe
-from xformers_lab.estimates import flops_per_token, row_shape
+from xformers_lab.estimates import flops_per_token
 from xformers_lab.settings import resolve_settings
 
 PRESETS = {"gpt": "clm", "llama": "clm", "bert": "mlm", "t5": "span"}
@@ -34,7 +34,7 @@ def test_describe_prints_the_parameters_of_the_real_model(preset: str) -> None:
     assert printed(report, "embedding") + printed(report, "non-embedding") == printed(
         report, "total"
     )
-    shape = row_shape(settings.task_name, 64, settings.task_options)
+    shape = settings.row_shape()
     flops = flops_per_token(model.config, shape.seq_len, shape.target_len, shape.head_positions)
     value, prefix = re.search(r"per token\s+([\d.]+) ([kMGT])FLOP", report).groups()
     scale = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[prefix]

@@ -11,16 +11,17 @@ from omegaconf import OmegaConf
 
 from xformers_lab.cli import compose_config
 from xformers_lab.paths import conf_dir
-from xformers_lab.tasks import TASKS
+from xformers_lab.tasks import objective_class, objective_names
 from xformers_lab.train import train
 
 PRESETS = sorted(path.stem for path in (conf_dir() / "model").glob("*.yaml"))
 
 
 def task_for(preset: str) -> str:
-    """The first registered task that trains the preset's architecture."""
+    """The first pretraining objective (by name) that trains the preset's architecture."""
     arch = OmegaConf.load(conf_dir() / "model" / f"{preset}.yaml").get("arch", "decoder")
-    return next(name for name, spec in TASKS.items() if spec.arch == arch)
+    packed = [name for name in objective_names() if not objective_class(name).fields]
+    return next(name for name in packed if arch in objective_class(name).archs)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from xformers_lab.cli import compose_config
-from xformers_lab.estimates import flops_per_token, row_shape
+from xformers_lab.estimates import flops_per_token
 from xformers_lab.settings import resolve_settings
 
 
 def test_metrics_and_summary_carry_throughput(tiny_run: Path, tiny: list[str]) -> None:
     settings = resolve_settings(compose_config("train", tiny))
-    shape = row_shape(settings.task_name, settings.data.seq_len, settings.task_options)
+    shape = settings.row_shape()
     expected = flops_per_token(settings.model_config(363), shape.seq_len)  # byte vocabulary
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert summary["flops_per_token"] == pytest.approx(expected)

@@ -73,10 +73,10 @@ def test_load_api_rebuilds_the_trained_model(tiny_run: Path) -> None:
 
 
 def test_truncated_checkpoint_is_reported_by_name(tiny_run: Path, tmp_path: Path) -> None:
+    from xformers_lab.checkpoints import read
     from xformers_lab.errors import UserError
-    from xformers_lab.inference.loading import read_checkpoint
 
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes((tiny_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
-    with pytest.raises(UserError, match=r"broken\.ckpt is corrupt or not a checkpoint"):
-        read_checkpoint(broken)
+    with pytest.raises(UserError, match=r"broken\.ckpt is corrupt or truncated"):
+        read(broken)

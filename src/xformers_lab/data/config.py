@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from xformers_lab.data.special_tokens import DEFAULT_N_SENTINELS, first_regular_id
 from xformers_lab.data.tokenizers import TOKENIZERS
 from xformers_lab.data.tokenizers.spm import N_BYTE_PIECES
+from xformers_lab.errors import UserError
+from xformers_lab.typed_config import build, plain
 
 SOURCES = ("pystdlib", "text", "hf")
 SAMPLE_BY = ("document", "paragraph", "line")
@@ -28,9 +30,9 @@ class DataConfig:
     """source=text: validation files or globs; without it validation is split off `path`."""
     text_field: str = "text"
     """Column holding the text in .jsonl/.json/.csv/.parquet files and hub datasets."""
-    label_field: str = "label"
-    """Column holding the class of labelled examples (task=classify): integer ids from 0, or
-    names, numbered in sorted order."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Examples objectives: the column of each other role, from `data.<role>_field` keys
+    (`data.label_field=sentiment`); a role without one reads the column named as the role."""
     sample_by: str = "document"
     """Plain-text files: one document per `document` (whole file), `paragraph` or `line`."""
     name: str | None = None
@@ -46,7 +48,7 @@ class DataConfig:
     when there are enough of them, else the tail of each document (nanoGPT's split)."""
     max_bytes: int | None = None
     """source=pystdlib: cap on the corpus size in UTF-8 bytes (files picked deterministically)."""
-    seq_len: int = 256
+    seq_len: int = 128
     """Tokens the model sees per row."""
     batch_size: int = 16
     """Rows per batch (per device)."""
@@ -100,6 +102,10 @@ class DataConfig:
         _require(
             self.shuffle_buffer >= 0, f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}"
         )
+
+    def column(self, role: str) -> str:
+        """The column holding `role` (`text` is `text_field`)."""
+        return self.text_field if role == "text" else self.fields.get(role, role)
 
     @property
     def paths(self) -> list[str]:
@@ -166,6 +172,20 @@ class TokenizerConfig:
 
 
 SPM_FIELDS = ("vocab_size", "character_coverage", "input_sentence_size", "cache_dir")
+FIELD_SUFFIX = "_field"
+"""`data.<role>_field` keys name the column of each role of an examples objective."""
+
+
+def data_config(node: Mapping[str, Any]) -> DataConfig:
+    """The `data` group as a `DataConfig`: every `<role>_field` key but `text_field` is
+    gathered into `fields`, so objectives name roles without a field of their own here."""
+    values = dict(plain(node))
+    roles = [k for k in values if k.endswith(FIELD_SUFFIX) and k != "text_field"]
+    fields = {k.removesuffix(FIELD_SUFFIX): values.pop(k) for k in roles}
+    for role, column in fields.items():
+        if not isinstance(column, str) or not column:
+            raise UserError(f"data.{role}{FIELD_SUFFIX} must name a column, got {column!r}")
+    return build(DataConfig, {**values, "fields": {**values.get("fields", {}), **fields}}, "data")
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,24 +9,43 @@ from typing import Any
 import torch
 from torch import nn
 
-from xformers_lab.core import TransformerConfig, build_model
+from xformers_lab import checkpoints
+from xformers_lab.core import TransformerConfig
 from xformers_lab.data.tokenizers import Tokenizer, tokenizer_from_state
 from xformers_lab.errors import UserError
 from xformers_lab.inference.fill_mask import Candidate, fill_mask
 from xformers_lab.inference.generation import GenerationConfig, generate_text
-from xformers_lab.tasks.base import CHECKPOINT_KEY
+from xformers_lab.tasks import Objective, objective_class
 
 
 @dataclass
 class LoadedModel:
-    """A model rebuilt from a checkpoint, with the tokenizer it was trained with."""
+    """A model rebuilt from a checkpoint, with the tokenizer it was trained with and its
+    objective's head. `generate` and `fill_mask` work by architecture; the objective adds its
+    own verbs (`lab.classify(...)` on a classifier), listed in `verbs`."""
 
     model: nn.Module
     tokenizer: Tokenizer
     config: TransformerConfig
     task: str
     path: Path
+    objective: Objective
     run_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verbs(self) -> tuple[str, ...]:
+        """What this checkpoint's objective offers beyond `generate` and `fill_mask`."""
+        return type(self.objective).verbs
+
+    def __getattr__(self, name: str) -> Any:
+        objective = self.__dict__.get("objective")
+        if objective is not None and name in type(objective).verbs:
+            return getattr(objective, name)
+        verbs = ", ".join(type(objective).verbs) if objective is not None else ""
+        raise AttributeError(
+            f"{name!r}: a task={self.__dict__.get('task')} checkpoint offers generate, fill_mask"
+            f"{', ' + verbs if verbs else ''}"
+        )
 
     def fill_mask(self, text: str, top_k: int = 5) -> list[list[Candidate]]:
         """Top `top_k` (token, prob) candidates for each `<mask>` of `text` (masked LMs only)."""
@@ -50,45 +67,27 @@ class LoadedModel:
         return shaped[0] if isinstance(prompts, str) else shaped
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents, loaded with `weights_only=True` (a file cannot run code).
-
-    A missing, truncated or foreign file is a `UserError` naming the file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(
-            f"checkpoint {path} is sharded (trainer=fsdp); make one file of it with: "
-            f"python -m xformers_lab.convert consolidate {path} <out.ckpt>"
-        )
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path} is corrupt or not a checkpoint ({first})") from None
-    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
-        raise UserError(f"{path} is not an xformers_lab checkpoint (no model config inside)")
-    return checkpoint
-
-
 def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model and tokenizer saved in `path`, in eval mode on `device`."""
-    checkpoint = read_checkpoint(path)
-    payload = checkpoint[CHECKPOINT_KEY]
-    config = TransformerConfig(**payload["model_config"])
-    model = build_model(config)
-    prefix = "model."
-    weights = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
-    model.load_state_dict(weights)
+    """Rebuild the model, its objective's head and the tokenizer saved in `path`, in eval mode
+    on `device`."""
+    checkpoint = checkpoints.read(path)
+    payload = checkpoint.payload
+    tokenizer = tokenizer_from_state(payload.tokenizer)
+    objective = objective_class(payload.task).from_head(
+        payload.model_config, tokenizer, payload.head
+    )
+    try:
+        objective.load_state_dict(checkpoint.weights)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserError(f"checkpoint {path}: its weights do not fit its config ({first})") from None
+    objective.to(device).eval()
     return LoadedModel(
-        model=model.to(device).eval(),
-        tokenizer=tokenizer_from_state(payload["tokenizer"]),
-        config=config,
-        task=payload["task"],
+        model=objective.model,
+        tokenizer=tokenizer,
+        config=payload.model_config,
+        task=payload.task,
         path=Path(path),
-        run_config=payload.get("config", {}),
+        objective=objective,
+        run_config=payload.config,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from xformers_lab import checkpoints
 from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data.tokenizers import HFTokenizer, Tokenizer
 from xformers_lab.errors import UserError
@@ -19,10 +20,9 @@ from xformers_lab.interop.tokenizer_files import (
     read_tokenizer,
     write_tokenizer,
 )
-from xformers_lab.tasks.base import CHECKPOINT_KEY
 
 MODEL_PREFIX = "model."
-"""Our checkpoints hold the task's state dict, in which the core model is `model`."""
+"""Our checkpoints hold the objective's state dict, in which the core model is `model`."""
 
 
 def import_hf(
@@ -69,18 +69,11 @@ def save_checkpoint(
     run_config: dict[str, Any],
 ) -> Path:
     """A checkpoint that `xformers_lab.load` and `init_from=` read like a trained one."""
-    cfg: TransformerConfig = model.config
-    payload = {
-        "format": 1,
-        "task": task,
-        "model_config": cfg.to_dict(),
-        "tokenizer": tokenizer.state_dict(),
-        "config": run_config,
-    }
-    state = {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, CHECKPOINT_KEY: payload}, path)
-    return path
+    payload = checkpoints.Payload(
+        task=task, model_config=model.config, tokenizer=tokenizer.state_dict(), config=run_config
+    )
+    weights = {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
+    return checkpoints.write(path, weights, payload)
 
 
 def convert_to_hf(ckpt: str | Path, hf_dir: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,8 @@ from torch import Tensor
 
 from xformers_lab.data.collators import IGNORE_INDEX, MaskedLMCollator
 from xformers_lab.data.tokenizers import Tokenizer
-from xformers_lab.tasks.base import LanguageModelTask
+from xformers_lab.estimates import RowShape
+from xformers_lab.tasks.objective import Batch, LossSums, Objective, Windows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,28 +45,42 @@ class MLMOptions:
             )
 
 
-def mlm_collator(tokenizer: Tokenizer, seq_len: int, options: MLMOptions) -> MaskedLMCollator:
-    """Rows of `seq_len - 2` stream tokens -> framed, masked rows of `seq_len` (see the class)."""
-    return MaskedLMCollator(
-        tokenizer,
-        mask_prob=options.mask_prob,
-        mask_token=options.mask_token,
-        random_token=options.random_token,
-        seed=options.seed,
-    )
-
-
-class MaskedLMTask(LanguageModelTask):
+class MaskedLM(Objective):
     """Cross-entropy at the selected positions only; the MLM head runs on those alone.
 
-    Validation reports the MLM loss and perplexity, `mlm_accuracy` (top-1 at the selected
-    positions) and `majority_accuracy`: what always predicting the most frequent selected token
-    of the validation set would score, the baseline the accuracy should beat.
+    Rows are windows of seq_len - 2 stream tokens, framed as `<cls> window <sep>` by the
+    collator. Validation reports the MLM loss and perplexity, `mlm_accuracy` (top-1 at the
+    selected positions) and `majority_accuracy`: what always predicting the most frequent
+    selected token of the validation set would score, the baseline the accuracy should beat.
     """
 
     name = "mlm"
+    archs = frozenset({"encoder"})
+    Options = MLMOptions
 
-    def masked_logits(self, batch: dict[str, Tensor]) -> Tensor:
+    @classmethod
+    def windows(cls, seq_len: int, options: MLMOptions) -> Windows:
+        return Windows(block_len=seq_len - 2, stride=seq_len - 2)
+
+    @classmethod
+    def row_shape(cls, seq_len: int, options: MLMOptions) -> RowShape:
+        """The head runs on the collator's K = ceil(mask_prob * (seq_len - 2)) slots."""
+        return RowShape(
+            seq_len=seq_len, head_positions=math.ceil(options.mask_prob * (seq_len - 2))
+        )
+
+    @classmethod
+    def collator(cls, tokenizer: Tokenizer, seq_len: int, options: MLMOptions) -> MaskedLMCollator:
+        """Rows of `seq_len - 2` stream tokens -> framed, masked rows of `seq_len`."""
+        return MaskedLMCollator(
+            tokenizer,
+            mask_prob=options.mask_prob,
+            mask_token=options.mask_token,
+            random_token=options.random_token,
+            seed=options.seed,
+        )
+
+    def masked_logits(self, batch: Batch) -> Tensor:
         """Logits (B, K, V) at `batch["mask_positions"]` (B, K); `document_ids`
         (data.document_mask) keep attention inside each packed document."""
         return self.model.masked_logits(
@@ -74,27 +90,28 @@ class MaskedLMTask(LanguageModelTask):
             document_ids=batch.get("document_ids"),
         )
 
-    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
+    def summed_loss(self, batch: Batch) -> LossSums:
         labels = batch["labels"].flatten()
         logits = self.masked_logits(batch).flatten(0, 1)
-        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+        nats = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+        return LossSums(nats, (labels != IGNORE_INDEX).sum(), labels.numel())
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_sums(self, batch: Batch) -> dict[str, Tensor]:
         labels = batch["labels"].flatten()
         logits = self.masked_logits(batch).flatten(0, 1)
         token_losses = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")
         used = labels != IGNORE_INDEX
         counts = torch.zeros(logits.shape[-1], device=labels.device, dtype=torch.float64)
         counts.index_add_(0, labels.clamp(min=0), used.double())  # selected tokens per id
-        self.accumulate_val(
-            nats=token_losses.sum(),
-            tokens=used.sum(),
-            correct=((logits.argmax(-1) == labels) & used).sum(),
-            label_counts=counts,
-        )
+        return {
+            "nats": token_losses.sum(),
+            "tokens": used.sum(),
+            "correct": ((logits.argmax(-1) == labels) & used).sum(),
+            "label_counts": counts,
+        }
 
-    def val_metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
-        metrics = super().val_metrics(totals)
+    def metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
+        metrics = super().metrics(totals)
         tokens = totals["tokens"].clamp(min=1)
         metrics["mlm_accuracy"] = (totals["correct"] / tokens).float()
         metrics["majority_accuracy"] = (totals["label_counts"].max() / tokens).float()

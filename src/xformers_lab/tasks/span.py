@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from xformers_lab.data.config import TokenizerConfig
+from xformers_lab.data.collators import IGNORE_INDEX
 from xformers_lab.data.span_corruption import (
     SpanCorruptionCollator,
     SpanLengths,
@@ -16,7 +16,11 @@ from xformers_lab.data.span_corruption import (
 )
 from xformers_lab.data.tokenizers import Tokenizer
 from xformers_lab.errors import UserError
-from xformers_lab.tasks.base import LanguageModelTask
+from xformers_lab.estimates import RowShape
+from xformers_lab.tasks.objective import Batch, LossSums, Objective, Windows
+
+if TYPE_CHECKING:
+    from xformers_lab.data.config import DataConfig, TokenizerConfig
 
 FP16_WARNING = (
     "T5 is numerically unstable in fp16 (its activations overflow the fp16 range); "
@@ -54,69 +58,78 @@ def span_lengths(seq_len: int, options: SpanOptions, n_sentinels: int | None = N
         raise UserError(f"task=span: {err}") from None
 
 
-def check_span_settings(seq_len: int, tokenizer: TokenizerConfig, options: SpanOptions) -> None:
-    """Config-time check: windows for `seq_len` exist and need at most as many sentinels as
-    `tokenizer.n_sentinels`."""
-    span_lengths(seq_len, options, tokenizer.n_sentinels)
-
-
-def span_collator(
-    tokenizer: Tokenizer, seq_len: int, options: SpanOptions
-) -> SpanCorruptionCollator:
-    """Windows of `span_lengths(seq_len).tokens` -> inputs of seq_len, fixed-length targets."""
-    span_lengths(seq_len, options, tokenizer.n_sentinels)  # the one-line error, if any
-    return SpanCorruptionCollator(
-        tokenizer,
-        seq_len,
-        noise_density=options.noise_density,
-        mean_noise_span_length=options.mean_noise_span_length,
-        seed=options.seed,
-    )
-
-
-class SpanCorruptionTask(LanguageModelTask):
+class SpanCorruption(Objective):
     """Cross-entropy of the decoder over the targets, teacher-forced on the targets shifted
-    right. Validation reports loss and perplexity per target token (sentinels and EOS included,
-    as T5 counts them) and bits per byte over the text of the noise spans alone."""
+    right. Windows have the raw length whose corruption is exactly seq_len tokens (T5's
+    arithmetic), so every input is seq_len tokens and every target the same length. Validation
+    reports loss and perplexity per target token (sentinels and EOS included, as T5 counts them)
+    and bits per byte over the text of the noise spans alone."""
 
     name = "span"
+    archs = frozenset({"encoder_decoder"})
+    Options = SpanOptions
 
-    def on_fit_start(self) -> None:
-        if str(self.trainer.precision).startswith("16"):
-            rank_zero_warn(FP16_WARNING)
+    @classmethod
+    def check(cls, data: DataConfig, tokenizer: TokenizerConfig, options: SpanOptions) -> None:
+        """Windows for `data.seq_len` exist and need at most `tokenizer.n_sentinels`."""
+        span_lengths(data.seq_len, options, tokenizer.n_sentinels)
 
-    def batch_tokens(self, batch: dict[str, Tensor]) -> int:
+    @classmethod
+    def windows(cls, seq_len: int, options: SpanOptions) -> Windows:
+        tokens = span_lengths(seq_len, options).tokens
+        return Windows(block_len=tokens, stride=tokens)
+
+    @classmethod
+    def row_shape(cls, seq_len: int, options: SpanOptions) -> RowShape:
+        return RowShape(seq_len=seq_len, target_len=span_lengths(seq_len, options).targets)
+
+    @classmethod
+    def collator(
+        cls, tokenizer: Tokenizer, seq_len: int, options: SpanOptions
+    ) -> SpanCorruptionCollator:
+        span_lengths(seq_len, options, tokenizer.n_sentinels)  # the one-line error, if any
+        return SpanCorruptionCollator(
+            tokenizer,
+            seq_len,
+            noise_density=options.noise_density,
+            mean_noise_span_length=options.mean_noise_span_length,
+            seed=options.seed,
+        )
+
+    def fit_warnings(self, precision: str) -> list[str]:
+        return [FP16_WARNING] if precision.startswith("16") else []
+
+    def batch_tokens(self, batch: Batch) -> int:
         """Encoder input plus decoder target tokens."""
         return batch["input_ids"].numel() + batch["labels"].numel()
 
-    def logits(self, batch: dict[str, Tensor]) -> Tensor:
+    def logits(self, batch: Batch) -> Tensor:
         """(B, target_len, V) decoder logits for the batch's shifted targets."""
-        return self.model(batch["input_ids"], **self._model_inputs(batch))
+        return self.model(batch["input_ids"], **_model_inputs(batch))
 
-    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
+    def summed_loss(self, batch: Batch) -> LossSums:
         """Through the fused head and loss: the (B, T, V) logits are never materialised."""
-        return self.model.summed_nats(
-            batch["input_ids"], batch["labels"], **self._model_inputs(batch)
-        )
+        labels = batch["labels"]
+        nats = self.model.summed_nats(batch["input_ids"], labels, **_model_inputs(batch))
+        return LossSums(nats, (labels != IGNORE_INDEX).sum(), labels.numel())
 
-    @staticmethod
-    def _model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor | None]:
-        """Everything but input_ids and labels that the encoder-decoder reads."""
-        keys = (
-            "attention_mask",
-            "decoder_input_ids",
-            "decoder_attention_mask",
-            "document_ids",
-            "decoder_document_ids",
-        )
-        return {key: batch.get(key) for key in keys}
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_sums(self, batch: Batch) -> dict[str, Tensor]:
         targets = batch["labels"].flatten()
-        logits = self.logits(batch)
-        token_losses = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
-        self.accumulate_val(
-            nats=token_losses.sum(),
-            tokens=targets.new_tensor(targets.numel()),
+        token_losses = F.cross_entropy(self.logits(batch).flatten(0, 1), targets, reduction="none")
+        return {
+            "nats": token_losses.sum(),
+            "tokens": targets.new_tensor(targets.numel()),
             **self.byte_sums(token_losses, targets),  # sentinels and EOS stand for no bytes
-        )
+        }
+
+
+def _model_inputs(batch: Batch) -> dict[str, Tensor | None]:
+    """Everything but input_ids and labels that the encoder-decoder reads."""
+    keys = (
+        "attention_mask",
+        "decoder_input_ids",
+        "decoder_attention_mask",
+        "document_ids",
+        "decoder_document_ids",
+    )
+    return {key: batch.get(key) for key in keys}

@@ -42,9 +42,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     return loggers
 
 
-def logger_callbacks(loggers: list[Logger], task_name: str) -> list[L.Callback]:
-    """Callbacks the loggers ask for (the W&B samples table of causal LMs)."""
-    return sample_callbacks(loggers, task_name)
+def logger_callbacks(loggers: list[Logger], generative: bool) -> list[L.Callback]:
+    """Callbacks the loggers ask for (the W&B samples table of objectives that write text)."""
+    return sample_callbacks(loggers, generative)
 
 
 def finish_loggers(loggers: list[Logger], summary: dict[str, Any]) -> None:

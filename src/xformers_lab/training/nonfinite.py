@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from xformers_lab.checkpoints import read_file
 from xformers_lab.errors import UserError
 from xformers_lab.training.resume import newest_good_checkpoint
 
@@ -114,7 +115,7 @@ class NonFiniteGuard(L.Callback):
                 f"{self.checkpoint_dir} to roll back to (trainer.nonfinite=rollback); set "
                 "trainer.checkpoint_every_n_steps, or use trainer.nonfinite=skip"
             )
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = read_file(path, cache=False)
         module.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer_states"][0])
         for config in trainer.lr_scheduler_configs:

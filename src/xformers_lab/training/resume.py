@@ -4,11 +4,9 @@ RNG states that make the continuation exact."""
 from __future__ import annotations
 
 import logging
-import pickle
+import os
 import random
-import re
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from xformers_lab.checkpoints import read_file
 from xformers_lab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,9 @@ SHARDS_INDEX = ".metadata"
 """torch.distributed.checkpoint's index of the shards in a sharded checkpoint directory."""
 SHARDED_METADATA = "meta.pt"
 """Lightning's file of everything else (step, loops, callbacks) in a sharded checkpoint."""
-LOAD_ERRORS = (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.PickleError)
+UNREADABLE_DIR = "unreadable"
+"""Where `trainer.resume=auto` moves checkpoints it cannot read, inside the checkpoint dir: kept
+as evidence (and for salvage), never overwritten by the resumed run."""
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -42,9 +43,9 @@ def checkpoint_step(path: str | Path) -> int:
                 f"checkpoint {path} is a directory without {SHARDS_INDEX}: not a complete "
                 "sharded checkpoint"
             )
-        checkpoint, needed = read_plain(path / SHARDED_METADATA), {"global_step"}
+        checkpoint, needed = read_file(path / SHARDED_METADATA, cache=False), {"global_step"}
     else:
-        checkpoint, needed = read_plain(path), {"optimizer_states", "global_step"}
+        checkpoint, needed = read_file(path, cache=False), {"optimizer_states", "global_step"}
     if not isinstance(checkpoint, dict) or not needed <= checkpoint.keys():
         raise UserError(
             f"{path} is not a training checkpoint (no optimizer state); "
@@ -53,33 +54,20 @@ def checkpoint_step(path: str | Path) -> int:
     return int(checkpoint["global_step"])
 
 
-def read_plain(path: Path) -> Any:
-    """`torch.load` with `weights_only=True`, memory-mapped; every failure is one `UserError`."""
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as err:  # weights_only met an object that would run code
-        found = re.search(r"GLOBAL (\S+)", str(err))
-        what = f" ({found.group(1)})" if found else ""
-        raise UserError(
-            f"checkpoint {path} is refused: loading it would run code{what}; checkpoints may "
-            "hold only tensors and plain data"
-        ) from None
-    except LOAD_ERRORS as err:
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({_first_line(err)})") from None
-
-
-def newest_good_checkpoint(directory: Path) -> Path | None:
+def newest_good_checkpoint(directory: Path, set_aside: bool = False) -> Path | None:
     """The checkpoint in `directory` with the highest step (newest file on a tie) that loads;
-    each one that does not is reported by name, and the fallback is said."""
+    each one that does not is reported by name, and the fallback is said. With `set_aside`,
+    unreadable ones are moved into `UNREADABLE_DIR` (global rank zero only), so the run that
+    continues here cannot overwrite them."""
     found: list[tuple[int, float, Path]] = []
     broken: list[Path] = []
     for path in directory.glob("*.ckpt") if directory.is_dir() else ():
         try:
             found.append((checkpoint_step(path), path.stat().st_mtime, path))
         except UserError as err:
-            log.warning("%s; skipping it", err)
+            if set_aside and _global_rank() == 0:
+                err = UserError(f"{err}; moved it to {_set_aside(path)}")
+            log.warning("%s", err)
             broken.append(path)
     if not found:
         return None
@@ -87,6 +75,25 @@ def newest_good_checkpoint(directory: Path) -> Path | None:
     if broken:
         log.warning("falling back to %s (step %d)", best, step)
     return best
+
+
+def _set_aside(path: Path) -> Path:
+    """Move an unreadable checkpoint into `UNREADABLE_DIR` under a name not yet taken."""
+    folder = path.parent / UNREADABLE_DIR
+    folder.mkdir(exist_ok=True)
+    target, n = folder / path.name, 1
+    while target.exists():
+        target, n = folder / f"{path.stem}.{n}{path.suffix}", n + 1
+    path.rename(target)
+    return target
+
+
+def _global_rank() -> int:
+    """This process's rank before any process group exists: from the launcher's environment."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
 
 
 def resume_checkpoint(resume: str | None, run_dir: Path) -> str | None:
@@ -105,7 +112,7 @@ def resume_checkpoint(resume: str | None, run_dir: Path) -> str | None:
             shutil.rmtree(partial, ignore_errors=True)
         else:
             partial.unlink(missing_ok=True)  # another rank may have removed it
-    found = newest_good_checkpoint(directory)
+    found = newest_good_checkpoint(directory, set_aside=True)
     if found is None:
         log.info("trainer.resume=auto: no checkpoint in %s, starting fresh", directory)
         return None
@@ -149,11 +156,6 @@ class RngStates(L.Callback):
             )
             return
         _set_rng_states(ranks[trainer.global_rank])
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _rng_states() -> dict[str, Any]:

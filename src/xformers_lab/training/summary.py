@@ -6,15 +6,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xformers_lab.tasks.objective import Tracked
 
 SUMMARY_FILE = "summary.json"
 
 
-def best_validation(validations: list[dict[str, float]]) -> dict[str, float]:
-    """The validation with the lowest loss (the one the best checkpoint was taken at)."""
-    scored = [v for v in validations if "val/loss" in v]
-    return min(scored, key=lambda v: v["val/loss"]) if scored else {}
+def best_validation(validations: list[dict[str, float]], tracked: Tracked) -> dict[str, float]:
+    """The validation the best checkpoint was taken at: the best value of the objective's
+    tracked metric (the first of equals)."""
+    key = f"val/{tracked.metric}"
+    best: dict[str, float] = {}
+    for validation in validations:
+        if key in validation and (not best or tracked.better(validation[key], best[key])):
+            best = validation
+    return best
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:

@@ -37,9 +37,9 @@ class TrainerConfig:
     """Optimizer steps to train for; also the length of the LR schedule."""
     val_check_interval: int = 250
     """Validate every this many optimizer steps (and at the end)."""
-    limit_val_batches: int | float = 1.0
+    limit_val_batches: int | float = 25
     """Validation batches per evaluation (an int) or a fraction of the validation set."""
-    log_every_n_steps: int = 50
+    log_every_n_steps: int = 25
     """Write train metrics to the loggers every this many steps."""
     gradient_clip_val: float | None = 1.0
     """Clip the global gradient norm to this value; null disables clipping."""

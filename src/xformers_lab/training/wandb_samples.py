@@ -1,4 +1,5 @@
-"""A W&B table of greedy continuations of a few fixed prompts, every N steps (causal LMs)."""
+"""A W&B table of greedy continuations of a few fixed prompts, every N steps (objectives that
+write text)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ class GenerationSamples(L.Callback):
         return GenerationConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)))
 
 
-def sample_callbacks(loggers: list[Any], task_name: str) -> list[L.Callback]:
-    """A samples table for each W&B logger that asks for one, when the task is a causal LM."""
-    if task_name != "clm":
+def sample_callbacks(loggers: list[Any], generative: bool) -> list[L.Callback]:
+    """A samples table for each W&B logger that asks for one, when the objective's model writes
+    text (`Objective.generative`)."""
+    if not generative:
         return []
     return [
         GenerationSamples(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from xformers_lab.data.config import SOURCES, DataConfig, TokenizerConfig
+from xformers_lab.data.config import SOURCES, DataConfig, TokenizerConfig, data_config
 from xformers_lab.data.corpora import LOADERS
 from xformers_lab.errors import UserError
 from xformers_lab.typed_config import build
@@ -55,7 +55,7 @@ def test_paths_are_lists() -> None:
 def _compose(data: str, tokenizer: str, overrides: list[str]) -> tuple[DataConfig, TokenizerConfig]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(overrides=[f"+data={data}", f"+tokenizer={tokenizer}", *overrides])
-    return build(DataConfig, cfg.data, "data"), build(TokenizerConfig, cfg.tokenizer, "tokenizer")
+    return data_config(cfg.data), build(TokenizerConfig, cfg.tokenizer, "tokenizer")
 
 
 @pytest.mark.parametrize(

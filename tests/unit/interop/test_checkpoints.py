@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import xformers_lab
+from xformers_lab import checkpoints
 from xformers_lab.errors import UserError
-from xformers_lab.inference.loading import read_checkpoint
 from xformers_lab.interop import convert_from_hf, convert_to_hf, import_hf
-from xformers_lab.tasks.base import CHECKPOINT_KEY
 
 from .conftest import FAMILIES, save_with_tokenizer
 
@@ -26,8 +25,8 @@ TASKS = {"gpt2": "clm", "bert": "mlm", "t5_v1.0": "span", "t5_v1.1": "span", "ll
 def test_checkpoint_loads_with_its_tokenizer(name: str, tmp_path: Path) -> None:
     hf_dir = save_with_tokenizer(name, tmp_path / "hf")
     ckpt = convert_from_hf(hf_dir, tmp_path / "model.ckpt")
-    payload = read_checkpoint(ckpt)[CHECKPOINT_KEY]
-    assert payload["format"] == 1 and payload["task"] == TASKS[name]
+    payload = checkpoints.read(ckpt).payload
+    assert payload.format == checkpoints.FORMAT and payload.task == TASKS[name]
     lab = xformers_lab.load(ckpt)
     model, tokenizer, _ = import_hf(hf_dir)
     assert lab.config == model.config and lab.task == TASKS[name]

@@ -1,4 +1,4 @@
-"""ClassifyTask: pooling ignores padding, metrics count what they say, the classifier trains
+"""Classification: pooling ignores padding, metrics count what they say, the classifier trains
 and the unused MLM head does not."""
 
 from __future__ import annotations
@@ -10,28 +10,19 @@ from xformers_lab.core import TransformerConfig
 from xformers_lab.data.collators import ClassificationCollator
 from xformers_lab.data.tokenizers import ByteTokenizer
 from xformers_lab.errors import UserError
-from xformers_lab.tasks.classify import ClassifyOptions, ClassifyTask
+from xformers_lab.tasks.classify import Classification, ClassifyOptions
 from xformers_lab.training.optim import param_groups
 from xformers_lab.typed_config import build
 
 TOKENIZER = ByteTokenizer(n_sentinels=0)
 
 
-def make_task(**options: object) -> ClassifyTask:
+def make_task(**options: object) -> Classification:
     torch.manual_seed(0)
     cfg = TransformerConfig(
         vocab_size=TOKENIZER.vocab_size, arch="encoder", d_model=32, n_heads=4, n_layers=2
     )
-    task = ClassifyTask(
-        model_config=cfg,
-        tokenizer=TOKENIZER,
-        optimizer=None,  # type: ignore[arg-type]
-        scheduler=None,  # type: ignore[arg-type]
-        weight_decay=0.1,
-        total_steps=1,
-        options=ClassifyOptions(**options),  # type: ignore[arg-type]
-    )
-    return task.eval()
+    return Classification(cfg, TOKENIZER, ClassifyOptions(**options)).eval()  # type: ignore[arg-type]
 
 
 def examples(*texts: str, labels: list[int] | None = None) -> dict[str, torch.Tensor]:
@@ -61,8 +52,7 @@ def test_validation_accuracy_and_f1_of_class_one() -> None:
     batch = examples("a", "b", "c", "d", "e", labels=[1, 1, 0, 0, 1])
     predicted = torch.tensor([1, 0, 1, 0, 1])  # tp 2, fp 1, fn 1, correct 3
     task.forward = lambda ids, mask: torch.nn.functional.one_hot(predicted, 2).float() * 5  # type: ignore[method-assign]
-    task.validation_step(batch, 0)
-    metrics = task.val_metrics(task._val_sums)
+    metrics = task.metrics(task.validation_sums(batch))
     assert metrics["accuracy"].item() == pytest.approx(3 / 5)
     assert metrics["f1"].item() == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
     assert metrics["loss"].item() > 0
@@ -70,8 +60,8 @@ def test_validation_accuracy_and_f1_of_class_one() -> None:
 
 def test_more_than_two_classes_report_no_f1() -> None:
     task = make_task(num_labels=3)
-    task.validation_step(examples("a", "b", "c", labels=[0, 1, 2]), 0)
-    assert set(task.val_metrics(task._val_sums)) == {"loss", "accuracy"}
+    sums = task.validation_sums(examples("a", "b", "c", labels=[0, 1, 2]))
+    assert set(task.metrics(sums)) == {"loss", "accuracy"}
 
 
 def test_classifier_trains_and_the_unused_mlm_head_is_frozen() -> None:

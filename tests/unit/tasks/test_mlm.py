@@ -1,4 +1,4 @@
-"""MaskedLMTask: the head on gathered positions gives the loss (and gradients) of a full head
+"""MaskedLM: the head on gathered positions gives the loss (and gradients) of a full head
 with every other position ignored; validation counts what it says it counts."""
 
 from __future__ import annotations
@@ -11,31 +11,23 @@ from xformers_lab.core import TransformerConfig
 from xformers_lab.data.collators import IGNORE_INDEX
 from xformers_lab.data.tokenizers import ByteTokenizer
 from xformers_lab.errors import UserError
-from xformers_lab.tasks.mlm import MaskedLMTask, MLMOptions, mlm_collator
+from xformers_lab.tasks.mlm import MaskedLM, MLMOptions
 from xformers_lab.typed_config import build
 
 TOKENIZER = ByteTokenizer(n_sentinels=0)
 
 
-def make_task() -> MaskedLMTask:
+def make_task() -> MaskedLM:
     torch.manual_seed(0)
     cfg = TransformerConfig(
         vocab_size=TOKENIZER.vocab_size, arch="encoder", d_model=32, n_heads=4, n_layers=2
     )
-    task = MaskedLMTask(
-        model_config=cfg,
-        tokenizer=TOKENIZER,
-        optimizer=None,  # type: ignore[arg-type]
-        scheduler=None,  # type: ignore[arg-type]
-        weight_decay=0.0,
-        total_steps=1,
-        options=MLMOptions(),
-    )
-    return task
+    return MaskedLM(cfg, TOKENIZER, MLMOptions())
 
 
-def mean_loss(task: MaskedLMTask, b: dict[str, torch.Tensor]) -> torch.Tensor:
-    return task.train_nats(b) / task.train_targets(b).clamp(min=1)
+def mean_loss(task: MaskedLM, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    nats, targets, _ = task.summed_loss(b)
+    return nats / targets.clamp(min=1)
 
 
 def batch(n_rows: int = 6, seq_len: int = 40, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -43,10 +35,10 @@ def batch(n_rows: int = 6, seq_len: int = 40, seed: int = 0) -> dict[str, torch.
     first = TOKENIZER.first_regular_id
     rows = torch.randint(first, TOKENIZER.vocab_size, (n_rows, seq_len - 2), generator=g)
     rows[:, 10] = TOKENIZER.eos_id  # a document boundary inside the window
-    return mlm_collator(TOKENIZER, seq_len, MLMOptions(mask_prob=0.25))(rows)
+    return MaskedLM.collator(TOKENIZER, seq_len, MLMOptions(mask_prob=0.25))(rows)
 
 
-def full_head_loss(task: MaskedLMTask, b: dict[str, torch.Tensor]) -> torch.Tensor:
+def full_head_loss(task: MaskedLM, b: dict[str, torch.Tensor]) -> torch.Tensor:
     """The dense reference: logits everywhere, targets only at the selected positions."""
     logits = task.model(b["input_ids"])  # (B, T, V)
     targets = torch.full(b["input_ids"].shape, IGNORE_INDEX)
@@ -77,10 +69,9 @@ def test_a_batch_without_targets_has_zero_loss_not_nan() -> None:
 
 def test_validation_counts_accuracy_and_the_majority_baseline() -> None:
     task = make_task()
-    for seed in range(3):
-        task.validation_step(batch(seed=seed), 0)
-    totals = task._val_sums
-    metrics = task.val_metrics(totals)
+    sums = [task.validation_sums(batch(seed=seed)) for seed in range(3)]
+    totals = {key: sum(s[key] for s in sums) for key in sums[0]}
+    metrics = task.metrics(totals)
     labels = torch.cat([batch(seed=s)["labels"].flatten() for s in range(3)])
     labels = labels[labels != IGNORE_INDEX]
     assert totals["tokens"].item() == len(labels)
@@ -91,9 +82,7 @@ def test_validation_counts_accuracy_and_the_majority_baseline() -> None:
     with torch.no_grad():
         logits = task.masked_logits(batch(seed=0))
     correct = (logits.argmax(-1) == batch(seed=0)["labels"]).sum().item()
-    task.on_validation_epoch_start()
-    task.validation_step(batch(seed=0), 0)
-    assert task._val_sums["correct"].item() == correct
+    assert task.validation_sums(batch(seed=0))["correct"].item() == correct
 
 
 @pytest.mark.parametrize(

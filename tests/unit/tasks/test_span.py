@@ -1,5 +1,5 @@
-"""SpanCorruptionTask: loss over the targets, token accounting, validation sums, the window
-geometry its TaskSpec gives the data module, config-time checks and the fp16 warning."""
+"""SpanCorruption: loss over the targets, token accounting, validation sums, the window
+geometry it gives the data module, config-time checks and the fp16 warning."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import pytest
 import torch
 
 from xformers_lab.core import TransformerConfig
-from xformers_lab.data.config import TokenizerConfig
+from xformers_lab.data.config import DataConfig, TokenizerConfig
 from xformers_lab.data.tokenizers import ByteTokenizer
 from xformers_lab.errors import UserError
-from xformers_lab.tasks import TASKS
-from xformers_lab.tasks.span import FP16_WARNING, SpanCorruptionTask, SpanOptions
+from xformers_lab.tasks import objective_class
+from xformers_lab.tasks.span import FP16_WARNING, SpanCorruption, SpanOptions
+from xformers_lab.training.module import TrainingModule
 from xformers_lab.typed_config import build
 
 TOKENIZER = ByteTokenizer(n_sentinels=100)
-SPEC = TASKS["span"]
+SPEC = SpanCorruption
 
 
-def make_task() -> SpanCorruptionTask:
+def make_task() -> SpanCorruption:
     torch.manual_seed(0)
     cfg = TransformerConfig(
         vocab_size=TOKENIZER.vocab_size,
@@ -35,16 +36,7 @@ def make_task() -> SpanCorruptionTask:
         tie_embeddings=False,
         attn_scale=1.0,
     )
-    task = SpanCorruptionTask(
-        model_config=cfg,
-        tokenizer=TOKENIZER,
-        optimizer=None,  # type: ignore[arg-type]
-        scheduler=None,  # type: ignore[arg-type]
-        weight_decay=0.0,
-        total_steps=1,
-        options=SpanOptions(),
-    )
-    return task
+    return SpanCorruption(cfg, TOKENIZER, SpanOptions())
 
 
 def batch(seq_len: int = 48, n_rows: int = 4) -> dict[str, torch.Tensor]:
@@ -52,7 +44,7 @@ def batch(seq_len: int = 48, n_rows: int = 4) -> dict[str, torch.Tensor]:
     rows = torch.randint(
         TOKENIZER.first_regular_id,
         TOKENIZER.vocab_size,
-        (n_rows, SPEC.block_len(seq_len, options)),
+        (n_rows, SPEC.windows(seq_len, options).block_len),
         generator=torch.Generator().manual_seed(0),
     )
     return SPEC.collator(TOKENIZER, seq_len, options)(rows)
@@ -60,15 +52,19 @@ def batch(seq_len: int = 48, n_rows: int = 4) -> dict[str, torch.Tensor]:
 
 def test_the_spec_cuts_non_overlapping_windows_that_corrupt_into_seq_len() -> None:
     options = SpanOptions()
-    assert SPEC.arch == "encoder_decoder" and SPEC.options is SpanOptions
-    assert SPEC.block_len(128, options) == SPEC.stride(128, options) == 141
-    assert SPEC.block_len(512, options) == 568  # T5's own figure for inputs of 512
+    assert objective_class("span") is SPEC
+    assert SPEC.archs == {"encoder_decoder"} and SPEC.Options is SpanOptions
+    windows = SPEC.windows(128, options)
+    assert windows.block_len == windows.stride == 141
+    assert SPEC.windows(512, options).block_len == 568  # T5's own figure for inputs of 512
     assert batch(128)["input_ids"].shape[1] == 128
 
 
 def test_loss_is_the_cross_entropy_of_the_targets_and_starts_near_uniform() -> None:
     task, b = make_task(), batch()
-    loss = task.train_nats(b) / task.train_targets(b)
+    nats, targets, slots = task.summed_loss(b)
+    loss = nats / targets
+    assert slots == b["labels"].numel()
     logits = task.model(b["input_ids"], decoder_input_ids=b["decoder_input_ids"])
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), b["labels"].flatten())
     torch.testing.assert_close(loss, expected)
@@ -84,14 +80,12 @@ def test_batch_tokens_count_inputs_and_targets() -> None:
 
 def test_validation_sums_give_loss_ppl_and_bits_per_byte_of_the_span_text() -> None:
     task, b = make_task(), batch()
-    task.on_validation_epoch_start()
-    task.validation_step(b, 0)
-    totals = dict(task._val_sums)
+    totals = task.validation_sums(b)
     labels = b["labels"]
     text = labels >= TOKENIZER.first_regular_id  # bytes: not the sentinels, not EOS
     assert totals["tokens"].item() == labels.numel()
     assert totals["bytes"].item() == text.sum().item()
-    metrics = task.val_metrics(totals)
+    metrics = task.metrics(totals)
     assert set(metrics) == {"loss", "ppl", "bpb"}
     assert metrics["ppl"].item() == pytest.approx(math.exp(metrics["loss"].item()), rel=1e-5)
 
@@ -104,10 +98,12 @@ def test_span_options_are_checked_at_config_time() -> None:
 
 
 def test_too_few_sentinels_for_the_window_fail_in_one_line() -> None:
-    assert SPEC.check is not None
-    SPEC.check(512, TokenizerConfig(kind="byte"), SpanOptions())
+    def data(seq_len: int) -> DataConfig:
+        return DataConfig(source="pystdlib", seq_len=seq_len)
+
+    SPEC.check(data(512), TokenizerConfig(kind="byte"), SpanOptions())
     with pytest.raises(UserError, match=r"^task=span: .* 114 noise spans .* 100 sentinels"):
-        SPEC.check(2048, TokenizerConfig(kind="byte"), SpanOptions())
+        SPEC.check(data(2048), TokenizerConfig(kind="byte"), SpanOptions())
     with pytest.raises(UserError, match="0 sentinels"):
         SPEC.collator(ByteTokenizer(n_sentinels=0), 128, SpanOptions())
 
@@ -121,9 +117,11 @@ class _Trainer:
 def test_fp16_warns_once_and_suggests_bf16(
     precision: str, warns: bool, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
 ) -> None:
-    task = make_task()
-    monkeypatch.setattr(SpanCorruptionTask, "trainer", property(lambda self: _Trainer(precision)))
-    task.on_fit_start()
+    module = TrainingModule(
+        make_task(), optimizer=None, scheduler=None, weight_decay=0.0, total_steps=1
+    )
+    monkeypatch.setattr(TrainingModule, "trainer", property(lambda self: _Trainer(precision)))
+    module.on_fit_start()
     messages = [str(w.message) for w in recwarn]
     assert messages == ([FP16_WARNING] if warns else [])
     assert "\n" not in FP16_WARNING and "bf16-mixed" in FP16_WARNING

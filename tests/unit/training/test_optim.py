@@ -103,12 +103,12 @@ def test_adamw_is_fused_unless_fp16_loss_scaling_must_unscale_before_clipping(
 
 def test_gradient_clipping_works_with_a_fused_optimizer() -> None:
     """Lightning's mixed-precision plugin raises for fused optimizers; the task clips itself."""
-    from xformers_lab.tasks.base import LanguageModelTask
+    from xformers_lab.training.module import TrainingModule
 
     model = TinyLM()
     optimizer = torch.optim.AdamW(param_groups(model, 0.1), fused=True)
     for param in model.parameters():
         param.grad = torch.full_like(param, 10.0)
-    LanguageModelTask.configure_gradient_clipping(None, optimizer, gradient_clip_val=1.0)  # type: ignore[arg-type]
+    TrainingModule.configure_gradient_clipping(None, optimizer, gradient_clip_val=1.0)  # type: ignore[arg-type]
     grads = [p.grad for p in model.parameters()]
     assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) == pytest.approx(1.0)

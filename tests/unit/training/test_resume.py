@@ -13,6 +13,7 @@ import torch
 
 from xformers_lab.errors import UserError
 from xformers_lab.training.resume import (
+    UNREADABLE_DIR,
     RngStates,
     _rng_states,
     _set_rng_states,
@@ -59,6 +60,25 @@ def test_auto_starts_fresh_without_a_usable_checkpoint(tmp_path: Path) -> None:
     assert resume_checkpoint("auto", tmp_path) is None
 
 
+def test_auto_moves_an_unreadable_checkpoint_aside_instead_of_leaving_it_to_be_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "checkpoints"
+    last = fake_checkpoint(directory / "last.ckpt", 20)
+    truncate(last)
+    evidence = last.read_bytes()
+    fake_checkpoint(directory / "step=10.ckpt", 10)
+    with caplog.at_level(logging.WARNING):
+        assert resume_checkpoint("auto", tmp_path) == str(directory / "step=10.ckpt")
+    kept = directory / UNREADABLE_DIR / "last.ckpt"
+    assert not last.exists() and kept.read_bytes() == evidence
+    assert "is corrupt or truncated (" in caplog.text and f"moved it to {kept}" in caplog.text
+    truncate(fake_checkpoint(last, 30))  # it happens again: the first one is still kept
+    assert resume_checkpoint("auto", tmp_path) == str(directory / "step=10.ckpt")
+    assert kept.read_bytes() == evidence
+    assert (directory / UNREADABLE_DIR / "last.1.ckpt").is_file()
+
+
 def test_an_explicit_path_must_load(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         resume_checkpoint(str(tmp_path / "nope.ckpt"), tmp_path)
@@ -86,7 +106,7 @@ class _Payload:
 
 
 def test_a_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
-    from xformers_lab.inference.loading import read_checkpoint
+    from xformers_lab.checkpoints import read
 
     marker = tmp_path / "pwned"
     path = tmp_path / "checkpoints" / "evil.ckpt"
@@ -95,9 +115,10 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"evil\.ckpt is refused: loading it would run code"):
         checkpoint_step(path)
     with pytest.raises(UserError, match=r"evil\.ckpt"):
-        read_checkpoint(path)
+        read(path)
     assert resume_checkpoint("auto", tmp_path) is None  # skipped, not loaded
     assert not marker.exists()
+    path = path.parent / UNREADABLE_DIR / path.name  # kept aside as evidence
     torch.load(path, weights_only=False)  # the payload does run when loaded unsafely
     assert marker.exists()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from xformers_lab.errors import UserError
+from xformers_lab.tasks import objective_class
 from xformers_lab.training import wandb_logger as wl
 from xformers_lab.training.wandb_samples import sample_callbacks
 from xformers_lab.typed_config import build
@@ -85,13 +86,13 @@ def test_bad_options_name_the_key(options: dict, message: str) -> None:
         build(wl.WandbConfig, options, "logger.wandb")
 
 
-def test_samples_only_for_causal_lms_and_only_when_asked(
+def test_samples_only_for_objectives_that_write_text_and_only_when_asked(
     no_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
     every = wl.wandb_logger(str(tmp_path), samples_every_n_steps=10)
     never = wl.wandb_logger(str(tmp_path), samples_every_n_steps=0)
-    (callback,) = sample_callbacks([every, never], "clm")
+    (callback,) = sample_callbacks([every, never], objective_class("clm").generative)
     assert callback.logger is every and callback.every_n_steps == 10
     assert callback.prompts == list(wl.WandbConfig().sample_prompts)
-    assert sample_callbacks([every], "span") == []
+    assert sample_callbacks([every], objective_class("mlm").generative) == []

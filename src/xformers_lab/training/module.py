@@ -1,92 +1,125 @@
-"""What every objective shares: the model, optimiser and schedule, token accounting, the loss
-normalisation over accumulated micro-batches and ranks, and the self-contained checkpoint
-payload. A task subclass only computes its summed loss and its metrics."""
+"""The Lightning shell every objective trains in: optimiser and schedule, clipping, the loss
+normalisation over accumulated micro-batches and ranks, validation sums, frozen helper models,
+and the checkpoint payload. The objective (`tasks/objective.py`) only computes its summed loss
+and its metrics."""
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from xformers_lab.core import TransformerConfig, build_model
-from xformers_lab.data.collators import IGNORE_INDEX
-from xformers_lab.data.tokenizers import Tokenizer
+from xformers_lab.checkpoints import Payload, attach
+from xformers_lab.tasks.objective import Objective
 from xformers_lab.training.optim import param_groups
 from xformers_lab.training.parallel import compile_blocks, shard
 
-CHECKPOINT_KEY = "xformers_lab"
-"""Checkpoint entry holding everything needed to rebuild the run's model and tokenizer."""
-
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+HALF_DTYPES = {"bf16-true": torch.bfloat16, "16-true": torch.float16}
+"""Precisions that store weights in half precision: frozen helpers are cast to match."""
 
 
-class LanguageModelTask(L.LightningModule):
-    """Base LightningModule of all objectives.
+class TrainingModule(L.LightningModule):
+    """Trains one objective.
+
+    The objective's submodules (`model`, and heads such as `classifier`) are registered as this
+    module's own, so checkpoint keys are the objective's (`model.*`, `classifier.*`): `load()`
+    rebuilds the objective alone from them. Its frozen helper models are placed on the device,
+    cast under the `*-true` precisions and sharded under FSDP2 here, but never saved or trained.
 
     Args:
-        model_config: architecture; the model is built from it and saved with the checkpoint.
-        tokenizer: travels inside the checkpoint; its `token_bytes` turn nats into bits per byte.
+        objective: what to train.
         optimizer: Hydra partial taking parameter groups (AdamW by default).
         scheduler: Hydra partial taking (optimizer, total_steps=...), stepped every step.
         weight_decay: applied to weight matrices only (see `param_groups`).
         total_steps: length of the schedule (trainer.max_steps).
         run_config: the resolved Hydra config, stored in checkpoints for provenance.
-        options: the objective's typed options (its `TaskSpec.options` dataclass).
         compile_blocks: `torch.compile` each block before training (`trainer.compile`).
     """
 
-    name: str = ""
-
     def __init__(
         self,
+        objective: Objective,
         *,
-        model_config: TransformerConfig,
-        tokenizer: Tokenizer,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory,
         weight_decay: float,
         total_steps: int,
         run_config: dict[str, Any] | None = None,
-        options: Any = None,
         compile_blocks: bool = False,
     ) -> None:
         super().__init__()
-        self.options = options
+        own = [*objective.parameters(recurse=False), *objective.buffers(recurse=False)]
+        if own:
+            raise ValueError(f"{type(objective).__name__} holds tensors outside its submodules")
+        self.__dict__["objective"] = objective  # not a child: its children are ours below
+        for name, child in objective.named_children():
+            self.add_module(name, child)
         self._compile_blocks = compile_blocks
         self._configured = False
-        self.model_config = model_config
-        self.tokenizer = tokenizer
-        self.model = build_model(model_config)
         self._optimizer_factory = optimizer
         self._scheduler_factory = scheduler
         self._weight_decay = weight_decay
         self._total_steps = total_steps
         self._run_config = run_config or {}
-        token_bytes = torch.tensor(tokenizer.token_bytes(), dtype=torch.long)
-        self.register_buffer("token_bytes", token_bytes, persistent=False)
         self.recent_train_losses: deque[Tensor] = deque(maxlen=50)
         self._val_sums: dict[str, Tensor] = {}
         self._window: Tensor | None = None  # (nats, targets) summed since the last step
         self._loss_unit: int | None = None
 
+    @property
+    def name(self) -> str:
+        return self.objective.name
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.objective.tokenizer
+
+    @property
+    def model_config(self) -> Any:
+        return self.objective.model_config
+
+    def train(self, mode: bool = True) -> TrainingModule:
+        super().train(mode)
+        objective = self.__dict__.get("objective")
+        if objective is not None:  # its children follow through us; it has its own flag
+            objective.training = mode
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.objective(*args, **kwargs)
+
     def configure_model(self) -> None:
-        """Compile, then shard under `trainer.strategy=fsdp` (torchtitan's order); once, although
-        Lightning calls this hook again for a validation after `fit`."""
+        """Compile, then shard under `trainer.strategy=fsdp` (torchtitan's order): the model, a
+        task's own head, and the frozen helpers. Once, although Lightning calls this hook again
+        for a validation after `fit`."""
         if self._configured:
             return
         self._configured = True
         if self._compile_blocks:
             compile_blocks(self.model)
-        if self.device_mesh is not None:  # the model, and a task's own head (classification)
+        if self.device_mesh is not None:
             for module in self.children():
                 if any(p.requires_grad for p in module.parameters()):
                     shard(module, self.device_mesh, str(self.trainer.precision))
+            for helper in self.objective.helpers.values():
+                shard(helper, self.device_mesh, str(self.trainer.precision))
+
+    def on_fit_start(self) -> None:
+        """Place the helpers like the model (FSDP2 placed sharded ones), then say what the
+        objective advises for this precision."""
+        precision = str(self.trainer.precision)
+        for helper in self.objective.helpers.values():
+            if self.device_mesh is None:
+                helper.to(device=self.device, dtype=HALF_DTYPES.get(precision))
+        for message in self.objective.fit_warnings(precision):
+            rank_zero_warn(message)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self._optimizer_factory(param_groups(self, self._weight_decay))
@@ -111,15 +144,7 @@ class LanguageModelTask(L.LightningModule):
 
     def batch_tokens(self, batch: dict[str, Tensor]) -> int:
         """Tokens this batch trains on, from its shape (no device sync)."""
-        return batch["input_ids"].numel()
-
-    def train_nats(self, batch: dict[str, Tensor]) -> Tensor:
-        """Summed cross-entropy (nats) of the batch's targets; each objective defines it."""
-        raise NotImplementedError
-
-    def train_targets(self, batch: dict[str, Tensor]) -> Tensor:
-        """How many targets `train_nats` sums over: the labels that are not ignored."""
-        return (batch["labels"] != IGNORE_INDEX).sum()
+        return self.objective.batch_tokens(batch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Backpropagate the summed loss over a fixed unit; `on_before_optimizer_step` turns the
@@ -129,14 +154,14 @@ class LanguageModelTask(L.LightningModule):
         micro-batch with few targets (MLM, padded or span rows) more than one of a full
         micro-batch, so k accumulated micro-batches would not equal one batch k times larger,
         nor would ranks equal one process. Summing, then dividing once by the step's total
-        count, makes both exact. The unit (labels per micro-batch, from the shape) only keeps
-        the backward pass at the usual magnitude, which matters for fp16 loss scaling.
+        count, makes both exact. The unit (target slots per micro-batch, from the shape) only
+        keeps the backward pass at the usual magnitude, which matters for fp16 loss scaling.
         """
-        nats, targets = self.train_nats(batch), self.train_targets(batch)
+        nats, targets, slots = self.objective.summed_loss(batch)
         counted = torch.stack([nats.detach().double(), targets.double()])
         self._window = counted if self._window is None else self._window + counted
         if self._loss_unit is None:
-            self._loss_unit = batch["labels"].numel()
+            self._loss_unit = max(slots, 1)
         return nats / self._loss_unit
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -163,9 +188,9 @@ class LanguageModelTask(L.LightningModule):
         self.log("train/loss", loss, on_step=True, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
-    def accumulate_val(self, **sums: Tensor) -> None:
-        """Add per-batch sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""
-        for key, value in sums.items():
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Add the batch's sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""
+        for key, value in self.objective.validation_sums(batch).items():
             value = value.detach().double()
             self._val_sums[key] = self._val_sums[key] + value if key in self._val_sums else value
 
@@ -178,22 +203,8 @@ class LanguageModelTask(L.LightningModule):
         totals = {
             k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val_sums.items()
         }
-        for name, value in self.val_metrics(totals).items():
+        for name, value in self.objective.metrics(totals).items():
             self.log(f"val/{name}", value, sync_dist=False)
-
-    def val_metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Turn the epoch's summed counters into metrics; the base knows the language-model ones."""
-        loss = totals["nats"] / totals["tokens"]
-        metrics = {"loss": loss.float(), "ppl": loss.exp().float()}
-        if "byte_nats" in totals:
-            bits = totals["byte_nats"] / math.log(2)
-            metrics["bpb"] = (bits / totals["bytes"].clamp(min=1)).float()
-        return metrics
-
-    def byte_sums(self, token_losses: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        """Nats and UTF-8 bytes of the targets that stand for text (special tokens excluded)."""
-        n_bytes = self.token_bytes[targets]
-        return {"byte_nats": (token_losses * (n_bytes > 0)).sum(), "bytes": n_bytes.sum()}
 
     def final_train_loss(self) -> float | None:
         """Mean loss of the last steps: a steadier figure than the very last step."""
@@ -201,11 +212,15 @@ class LanguageModelTask(L.LightningModule):
             return None
         return torch.stack(list(self.recent_train_losses)).float().mean().item()
 
+    def payload(self) -> Payload:
+        """What `load()` needs besides the weights."""
+        return Payload(
+            task=self.objective.name,
+            model_config=self.objective.model_config,
+            tokenizer=self.objective.tokenizer.state_dict(),
+            head=self.objective.head_config(),
+            config=self._run_config,
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "format": 1,
-            "task": self.name,
-            "model_config": self.model_config.to_dict(),
-            "tokenizer": self.tokenizer.state_dict(),
-            "config": self._run_config,
-        }
+        attach(checkpoint, self.payload())

@@ -1,0 +1,247 @@
+"""The objective contract: everything the training shell, the estimates and `load()` need to know
+about one objective, declared in one class.
+
+An objective is one module in `xformers_lab/tasks/` named as its `task.name`, defining one
+`Objective` subclass, plus one YAML in `conf/task/`. Nothing else names it: the shell finds the
+class by that name (`objective_class`), and `load()` finds it by the name saved in a checkpoint.
+Objectives import torch and the data helpers only, never Lightning, so `load()` can rebuild a
+task head without it; the Lightning shell (`training/module.py`) wraps any of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from xformers_lab.core import TransformerConfig, build_model
+from xformers_lab.data.tokenizers import Tokenizer
+from xformers_lab.estimates import RowShape
+from xformers_lab.typed_config import build
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from xformers_lab.data.config import DataConfig, TokenizerConfig
+
+Batch = dict[str, Tensor]
+Collate = Callable[[Any], Batch]
+"""A batch of packed rows (packed objectives) or of encoded examples -> the tensors of one step."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoOptions:
+    """For objectives whose task config holds nothing but `name`."""
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The validation metric that picks `best.ckpt` and the summary's `best_*` figures."""
+
+    metric: str = "loss"
+    """Logged as `val/<metric>`."""
+    mode: Literal["min", "max"] = "min"
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How a packed objective cuts the token stream: windows of `block_len` tokens whose starts
+    are `stride` apart."""
+
+    block_len: int
+    stride: int
+
+
+class LossSums(NamedTuple):
+    """A batch's loss as the shell normalises it over micro-batches and ranks."""
+
+    nats: Tensor
+    """Summed loss over the batch's targets (scalar, differentiable)."""
+    targets: Tensor
+    """How many targets `nats` sums over (scalar, on device: read without a host sync)."""
+    slots: int
+    """Target positions the batch has room for, from shapes alone: the unit the backward pass
+    divides by, which keeps gradients at the usual magnitude (fp16 loss scaling)."""
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+"""Every objective class imported so far, by name (filled by `Objective.__init_subclass__`)."""
+
+
+class Objective(nn.Module):
+    """Base of every objective: the model it trains, its heads, its loss and its metrics.
+
+    Class attributes declare the objective to the shell; methods split into config time
+    (classmethods: checks, data layout, FLOPs), training (loss, validation sums, metrics) and
+    inference (`from_head`, the `verbs` `load()` exposes). Submodules are the checkpoint's
+    weights (`model.*`, heads); frozen helper models (a teacher, a reference policy) are passed
+    in `helpers`, kept apart from the submodules, so they are neither saved nor trained.
+    Objectives hold no parameters or buffers of their own outside submodules.
+
+    Args:
+        model_config: the architecture; `self.model` is built from it.
+        tokenizer: the run's tokenizer (it travels inside the checkpoint).
+        options: an instance of `Options`, the task config's typed keys.
+        helpers: frozen models by name, as `helper_checkpoints` named them.
+    """
+
+    name: ClassVar[str]
+    """`task=<name>`; also the module's name in `xformers_lab.tasks`."""
+    archs: ClassVar[frozenset[str]]
+    """`model.arch` values it trains: decoder, encoder, encoder_decoder."""
+    Options: ClassVar[type] = NoOptions
+    """Frozen dataclass of the task config's keys besides `name`, validated like every group."""
+    fields: ClassVar[Mapping[str, str]] = {}
+    """Empty: trains on a packed stream of text. Otherwise examples with named fields, one per
+    row: role -> what it holds (`text`, `words` or `any`; see `data/examples.py`), read from
+    the column `data.<role>_field` (default: the role's name)."""
+    best: ClassVar[Tracked] = Tracked()
+    generative: ClassVar[bool] = False
+    """Its model writes text worth sampling during training (the W&B samples table)."""
+    verbs: ClassVar[tuple[str, ...]] = ()
+    """Methods `load()` offers on a checkpoint of this objective (`lab.classify(...)`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OBJECTIVES[cls.name] = cls
+
+    def __init__(
+        self,
+        model_config: TransformerConfig,
+        tokenizer: Tokenizer,
+        options: Any,
+        helpers: Mapping[str, nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_config = model_config
+        self.tokenizer = tokenizer
+        self.options = options
+        self.model = build_model(model_config)
+        self.helpers = dict(helpers or {})  # a dict, not submodules: never saved or trained
+        for helper in self.helpers.values():
+            helper.eval().requires_grad_(False)
+        self._token_bytes: Tensor | None = None
+
+    # -- config time -------------------------------------------------------------------------
+
+    @classmethod
+    def check(cls, data: DataConfig, tokenizer: TokenizerConfig, options: Any) -> None:
+        """Raise `UserError` when this objective cannot train on `data` with `tokenizer`."""
+
+    @classmethod
+    def helper_checkpoints(cls, options: Any) -> dict[str, str]:
+        """Checkpoints of the frozen helper models it needs, by name (read once, at config
+        time)."""
+        return {}
+
+    @classmethod
+    def windows(cls, seq_len: int, options: Any) -> Windows:
+        """Packed objectives: the stream windows that become rows of `data.seq_len`."""
+        return Windows(seq_len, seq_len)
+
+    @classmethod
+    def row_shape(cls, seq_len: int, options: Any) -> RowShape:
+        """What one training row feeds the model: the FLOPs and memory estimates read it."""
+        return RowShape(seq_len=seq_len)
+
+    @classmethod
+    def collator(cls, tokenizer: Tokenizer, seq_len: int, options: Any) -> Collate:
+        """The collate function of its batches."""
+        raise NotImplementedError
+
+    @classmethod
+    def encoder(cls, tokenizer: Tokenizer, options: Any) -> ExampleEncoder:
+        """Examples objectives: tokenizes a batch of examples once, before training."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_head(
+        cls, model_config: TransformerConfig, tokenizer: Tokenizer, head: dict[str, Any]
+    ) -> Objective:
+        """The objective rebuilt from a checkpoint's `head_config()`, for inference (without
+        helpers: inference needs none)."""
+        names = {f.name for f in fields(cls.Options)}
+        options = build(cls.Options, {k: v for k, v in head.items() if k in names}, "task")
+        return cls(model_config, tokenizer, options)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def prepare_examples(self, splits: DatasetDict) -> DatasetDict:
+        """Examples objectives: check and convert the loaded splits (columns named by role)
+        before they are encoded; may learn head config from them (a classifier's labels)."""
+        return splits
+
+    def head_config(self) -> dict[str, Any]:
+        """What `from_head` needs beyond the model config, saved in every checkpoint: the
+        options, and whatever the objective learnt from its data."""
+        return asdict(self.options)
+
+    def fit_warnings(self, precision: str) -> list[str]:
+        """Advice printed once when training starts under `precision`."""
+        return []
+
+    # -- training ----------------------------------------------------------------------------
+
+    def batch_tokens(self, batch: Batch) -> int:
+        """Tokens this batch trains on, from its shape (no device sync)."""
+        return batch["input_ids"].numel()
+
+    def summed_loss(self, batch: Batch) -> LossSums:
+        """The batch's summed training loss and its target count."""
+        raise NotImplementedError
+
+    def validation_sums(self, batch: Batch) -> dict[str, Tensor]:
+        """Per-batch sums (nats, counts, ...) that `metrics` turns into the epoch's metrics."""
+        raise NotImplementedError
+
+    def metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Validation metrics from the epoch's summed counters (all batches, all ranks);
+        `nats`/`tokens` give loss and perplexity, `byte_nats`/`bytes` bits per byte."""
+        loss = totals["nats"] / totals["tokens"].clamp(min=1)
+        metrics = {"loss": loss.float(), "ppl": loss.exp().float()}
+        if "byte_nats" in totals:
+            bits = totals["byte_nats"] / math.log(2)
+            metrics["bpb"] = (bits / totals["bytes"].clamp(min=1)).float()
+        return metrics
+
+    def freeze_unused_lm_head(self) -> None:
+        """For objectives with a head of their own (classifier, tagger, ...): the LM head plays
+        no part, so it keeps its pretrained weights and data-parallel training meets no
+        parameter without a gradient. A tied decoder is the token embedding, which trains."""
+        embedding = {id(p) for p in self.model.embed.parameters()}
+        for param in self.model.head.parameters():
+            if id(param) not in embedding:
+                param.requires_grad_(False)
+
+    def byte_sums(self, token_losses: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """Nats and UTF-8 bytes of the targets that stand for text (special tokens excluded)."""
+        if self._token_bytes is None or self._token_bytes.device != targets.device:
+            table = torch.tensor(self.tokenizer.token_bytes(), dtype=torch.long)
+            self._token_bytes = table.to(targets.device)
+        n_bytes = self._token_bytes[targets.clamp(min=0)] * (targets >= 0)
+        return {"byte_nats": (token_losses * (n_bytes > 0)).sum(), "bytes": n_bytes.sum()}
+
+
+class ExampleEncoder:
+    """Tokenizes examples once (a `datasets.map` function over batches). A class, not a
+    closure, so `datasets` can pickle it and fingerprint its cache by the tokenizer and options.
+
+    Subclasses return new columns from `__call__` and list the raw columns they consume in
+    `consumes` (dropped after encoding).
+    """
+
+    consumes: tuple[str, ...] = ()
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        raise NotImplementedError
