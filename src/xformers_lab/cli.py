@@ -32,7 +32,7 @@ def compose_checked(config_name: str, argv: list[str]) -> Iterator[DictConfig]:
         return
     overrides = [arg for arg in argv if arg not in HYDRA_FLAGS]
     for variant in _sweep_variants(overrides):
-        yield compose_config(config_name, variant, with_hydra=True)
+        yield compose_config(config_name, variant, return_hydra_config=True)
 
 
 def job_config(cfg: DictConfig) -> DictConfig:
@@ -43,12 +43,12 @@ def job_config(cfg: DictConfig) -> DictConfig:
     return job
 
 
-def compose_config(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """Compose `config_name` with `overrides`, raising `UserError` with one line on failure."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
+            return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
     except MissingConfigException as err:
         raise UserError(_missing_option_message(err)) from None
     except (HydraException, OmegaConfBaseException) as err:
