@@ -4,7 +4,8 @@ pairs per forward pass.
 A decoder reads `context + continuation[:-1]` and predicts every continuation token; an
 encoder-decoder reads the context with its encoder and scores the continuation on the decoder
 side, after its start token. The LM head and the log-softmax run on the continuation positions
-only, never on the (B, T, V) logits of the whole batch.
+only, never on the (B, T, V) logits of the whole batch; identical decoder inputs (the choices
+of one token of a multiple-choice question) run once.
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ def _decoder_states(model: nn.Module, pairs: list[Pair], max_len: int) -> tuple[
     """Final hidden states at the positions predicting each continuation token (N, D), and
     those tokens (N,)."""
     rows = [(context + continuation)[-(max_len + 1) :][:-1] for context, continuation in pairs]
-    ids = _right_pad(rows, _device(model))
-    hidden = model.hidden_states(ids)  # (B, T, D); causal, so right padding changes nothing
+    unique = {row: i for i, row in enumerate(dict.fromkeys(map(tuple, rows)))}
+    ids = _right_pad([list(row) for row in unique], _device(model))
+    hidden = model.hidden_states(ids)  # (U, T, D); causal, so right padding changes nothing
+    # choices of one token share their input row (the context): it runs once for all of them
     picked = [
-        hidden[i, len(row) - len(continuation) : len(row)]
-        for i, (row, (_, continuation)) in enumerate(zip(rows, pairs, strict=True))
+        hidden[unique[tuple(row)], len(row) - len(continuation) : len(row)]
+        for row, (_, continuation) in zip(rows, pairs, strict=True)
     ]
     return torch.cat(picked), _targets(pairs, ids.device)
 

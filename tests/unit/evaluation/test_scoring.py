@@ -61,3 +61,12 @@ def test_a_long_decoder_input_keeps_its_last_max_len_tokens() -> None:
     assert math.isclose(
         truncated.logprob, reference(model, kept[:-2], continuation)[0], abs_tol=1e-5
     )
+
+
+def test_one_token_choices_of_one_context_share_a_row_and_keep_their_scores() -> None:
+    model, _ = tiny_model("decoder")
+    context = [20, 21, 22]
+    choices = [([*context], [t]) for t in (30, 31, 32)] + [([*context], [30, 40])]
+    scores = score_pairs(model, choices, 32, START)
+    for score, (ctx, cont) in zip(scores, choices, strict=True):
+        assert math.isclose(score.logprob, reference(model, ctx, cont)[0], abs_tol=1e-5)
