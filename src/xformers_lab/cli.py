@@ -43,12 +43,19 @@ def job_config(cfg: DictConfig) -> DictConfig:
     return job
 
 
-def compose_config(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
-    """Compose `config_name` with `overrides`, raising `UserError` with one line on failure."""
+def compose_config(
+    config_name: str, overrides: list[str], return_hydra_config: bool = False
+) -> DictConfig:
+    """Compose `config_name` with `overrides`, raising `UserError` with one line on failure;
+    with `return_hydra_config`, the `hydra` node (e.g. `hydra.run.dir`) comes too."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+            return compose(
+                config_name=config_name,
+                overrides=overrides,
+                return_hydra_config=return_hydra_config,
+            )
     except MissingConfigException as err:
         raise UserError(_missing_option_message(err)) from None
     except (HydraException, OmegaConfBaseException) as err:

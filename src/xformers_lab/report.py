@@ -1,6 +1,9 @@
 """`python -m xformers_lab.report <run_dir_or_sweep_dir> [out=DIR]`: PNG plots and a markdown
 table from a run's or a sweep's logs alone (metrics.csv, summary.json, .hydra/overrides.yaml).
 
+`python -m xformers_lab.report <eval_run> <eval_run> ... [out=DIR]`: evaluation runs (folders
+with results.json, from `xformers_lab.evaluate`) side by side: results.md and results.png.
+
 Writes loss.png, bpb.png, lr.png, tokens_per_sec.png (each against optimizer steps and against
 tokens seen; a sweep's jobs overlaid, labelled by the overrides that differ between them) and
 report.md into `out` (default: <dir>/report).
@@ -12,15 +15,26 @@ import sys
 from pathlib import Path
 
 from xformers_lab.errors import UserError, reported_user_errors
+from xformers_lab.evaluation.overlay import eval_runs, write_overlay
 from xformers_lab.reporting import plots, runs, table
 
-USAGE = "usage: python -m xformers_lab.report <run_dir_or_sweep_dir> [out=DIR]"
+USAGE = (
+    "usage: python -m xformers_lab.report <run_dir_or_sweep_dir> [out=DIR] | "
+    "<eval_run_dir> [<eval_run_dir> ...] [out=DIR]"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     with reported_user_errors():
-        source, out_dir = parse(sys.argv[1:] if argv is None else argv)
+        args = sys.argv[1:] if argv is None else argv
+        evaluations = eval_runs([Path(a) for a in args if not a.startswith("out=")])
+        if evaluations:
+            outs = [a.removeprefix("out=") for a in args if a.startswith("out=")]
+            out_dir = Path(outs[0]) if outs else evaluations[0].parent / "report"
+            print(write_overlay(evaluations, out_dir))
+            return
+        source, out_dir = parse(args)
         print(write_report(source, out_dir))
 
 

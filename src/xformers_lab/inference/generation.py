@@ -3,6 +3,7 @@ top-p, repetition penalty), beam search; batched left-padded prompts; stop strin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,9 @@ from torch import Tensor, nn
 from xformers_lab.data.tokenizers import Tokenizer
 from xformers_lab.inference.sampling import choose_next, repetition_penalty
 from xformers_lab.inference.sessions import DecoderSession, EncoderDecoderSession
+
+StopTest = Callable[[list[int]], bool]
+"""Given the ids a row has generated so far: has it finished (e.g. a stop string appeared)?"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,9 +75,12 @@ def generate_ids(
     eos_id: int,
     pad_id: int,
     suppress_ids: list[int] | None = None,
+    stopped: StopTest | None = None,
 ) -> list[list[list[int]]]:
     """For each prompt (token ids), `cfg.num_samples` generated continuations (ids, EOS and
-    what follows it removed). `suppress_ids` are never generated."""
+    what follows it removed). `suppress_ids` are never generated. `stopped(ids so far)` ends a
+    row early when true (greedy and sampling; see `stop_strings`), so a batch finishes when every
+    row has, not at `max_new_tokens`."""
     copies = cfg.num_beams if cfg.num_beams > 1 else cfg.num_samples
     ids, mask = left_pad([p for p in prompts for _ in range(copies)], pad_id, _device(model))
     session = _session(model, cfg.use_cache, pad_id)
@@ -82,7 +89,7 @@ def generate_ids(
     logits = session.start(ids, mask)
     if cfg.num_beams > 1:
         return _beam_search(session, logits, cfg, len(prompts), eos_id)
-    generated = _sample(session, logits, cfg, eos_id)
+    generated = _sample(session, logits, cfg, eos_id, stopped)
     rows = [_until_eos(row, eos_id) for row in generated.tolist()]
     return [rows[i * copies : (i + 1) * copies] for i in range(len(prompts))]
 
@@ -102,9 +109,31 @@ def generate_text(
     ids = [[*e, tokenizer.eos_id] if encoder_decoder else [start, *e] for e in encoded]
     suppress = tokenizer.never_generated(encoder_decoder)
     results = generate_ids(
-        model, ids, cfg, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, suppress_ids=suppress
+        model,
+        ids,
+        cfg,
+        eos_id=tokenizer.eos_id,
+        pad_id=tokenizer.pad_id,
+        suppress_ids=suppress,
+        stopped=stop_strings(tokenizer, cfg.stop),
     )
-    return [[_cut_at_stop(tokenizer.decode(r), cfg.stop) for r in rows] for rows in results]
+    return [[cut_at_stop(tokenizer.decode(r), cfg.stop) for r in rows] for rows in results]
+
+
+def stop_strings(tokenizer: Tokenizer, stops: tuple[str, ...]) -> StopTest | None:
+    """A `stopped` test for `generate_ids`: the text of the last few generated ids holds a stop
+    string. Looking at a tail keeps each step's cost flat; a stop it misses (split oddly across
+    tokens) only costs the early exit, since `cut_at_stop` cuts the whole text afterwards."""
+    stops = tuple(s for s in stops if s)
+    if not stops:
+        return None
+    tail = 4 * max(len(s) for s in stops) + 8  # a character is at most 4 byte tokens
+
+    def stopped(ids: list[int]) -> bool:
+        text = tokenizer.decode(ids[-tail:])
+        return any(s in text for s in stops)
+
+    return stopped
 
 
 def left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -119,12 +148,19 @@ def left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[
     return ids, mask
 
 
-def _sample(session, logits: Tensor, cfg: GenerationConfig, eos_id: int) -> Tensor:
+def _sample(
+    session,
+    logits: Tensor,
+    cfg: GenerationConfig,
+    eos_id: int,
+    stopped: StopTest | None = None,
+) -> Tensor:
     """Greedy or sampled continuation (B, <= max_new_tokens); finished rows repeat EOS."""
     generator = None
     if cfg.seed is not None:
         generator = torch.Generator(device=logits.device).manual_seed(cfg.seed)
     finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+    rows: list[list[int]] = [[] for _ in range(logits.shape[0])]
     out = []
     for step in range(cfg.max_new_tokens):
         logits = repetition_penalty(logits, session.tokens, cfg.repetition_penalty)
@@ -139,10 +175,24 @@ def _sample(session, logits: Tensor, cfg: GenerationConfig, eos_id: int) -> Tens
         next_ids = next_ids.masked_fill(finished, eos_id)
         out.append(next_ids)
         finished |= next_ids == eos_id
+        if stopped is not None:
+            finished |= _stopped_rows(rows, next_ids, finished, stopped)
         if bool(finished.all()) or step == cfg.max_new_tokens - 1:
             break
         logits = session.step(next_ids)
     return torch.stack(out, dim=1)
+
+
+def _stopped_rows(
+    rows: list[list[int]], next_ids: Tensor, finished: Tensor, stopped: StopTest
+) -> Tensor:
+    """Extend each unfinished row's ids by its new token; which of them `stopped` now ends."""
+    done = []
+    for row, token, is_finished in zip(rows, next_ids.tolist(), finished.tolist(), strict=True):
+        if not is_finished:
+            row.append(token)
+        done.append(is_finished or stopped(row))
+    return torch.tensor(done, device=finished.device)
 
 
 def _beam_search(
@@ -241,7 +291,8 @@ def _until_eos(row: list[int], eos_id: int) -> list[int]:
     return row[: row.index(eos_id)] if eos_id in row else row
 
 
-def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+def cut_at_stop(text: str, stops: tuple[str, ...] | list[str]) -> str:
+    """`text` up to the first stop string in it."""
     cut = min((text.find(s) for s in stops if s and s in text), default=len(text))
     return text[:cut]
 

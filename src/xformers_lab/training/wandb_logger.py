@@ -3,13 +3,11 @@ tagged with the model and task, offline when there is no API key."""
 
 from __future__ import annotations
 
-import netrc
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,6 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 from xformers_lab.typed_config import build
+from xformers_lab.wandb_auth import has_api_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,18 +96,6 @@ def resolve_mode(mode: str, save_dir: str) -> str | None:
         f"wandb sync {Path(save_dir) / 'wandb' / 'offline-run-*'}"
     )
     return "offline"
-
-
-def has_api_key() -> bool:
-    """WANDB_API_KEY is set, or the netrc file ($NETRC or ~/.netrc) logs in to the W&B host."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
-    try:
-        return path.is_file() and netrc.netrc(path).authenticators(host or "") is not None
-    except (netrc.NetrcParseError, OSError):
-        return False
 
 
 def run_name_and_group(run_dir: Path) -> tuple[str, str | None]:
