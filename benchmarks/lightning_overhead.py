@@ -1,5 +1,5 @@
 """Lightning overhead: the same model, data and optimiser through our full Trainer path
-(`xformers_lab.train.train`: Lightning loop, logging, clipping, schedule, checkpoint callback)
+(`xformers_lab.training.run.train`: Lightning loop, logging, clipping, schedule, checkpoints)
 and through a plain PyTorch loop, alternated in one process; median tokens/s of each.
 
     python benchmarks/lightning_overhead.py [--steps 150] [--repeats 3] [hydra overrides ...]
@@ -25,7 +25,8 @@ from xformers_lab.data.corpora import load_corpus
 from xformers_lab.data.datamodule import TextDataModule
 from xformers_lab.data.tokenizers import build_tokenizer
 from xformers_lab.settings import resolve_settings
-from xformers_lab.train import train
+from xformers_lab.training.module import TrainingModule
+from xformers_lab.training.run import train
 
 SKIP_STEPS = 10
 
@@ -37,10 +38,11 @@ def plain_loop(cfg, steps: int) -> float:
     torch.manual_seed(settings.seed)
     corpus = load_corpus(settings.data)
     tokenizer = build_tokenizer(settings.tokenizer, corpus["train"]["text"])
-    model_config = settings.model_config(tokenizer.vocab_size)
-    task = settings.task.module(
-        model_config=model_config,
-        tokenizer=tokenizer,
+    objective = settings.objective(
+        settings.model_config(tokenizer.vocab_size), tokenizer, settings.task_options
+    )
+    task = TrainingModule(
+        objective,
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler),
         weight_decay=float(cfg.optim.weight_decay),
@@ -49,14 +51,15 @@ def plain_loop(cfg, steps: int) -> float:
     model = task.model.train()
     optimizers = task.configure_optimizers()
     optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
-    seq_len = settings.data.seq_len
+    seq_len, options = settings.data.seq_len, settings.task_options
+    windows = settings.objective.windows(seq_len, options)
     data = TextDataModule(
         settings.data,
         tokenizer,
         corpus,
-        block_len=settings.task.block_len(seq_len, settings.task_options),
-        stride=settings.task.stride(seq_len, settings.task_options),
-        collator=settings.task.collator(tokenizer, seq_len, settings.task_options),
+        block_len=windows.block_len,
+        stride=windows.stride,
+        collator=settings.objective.collator(tokenizer, seq_len, options),
         seed=settings.seed,
     )
     clip = settings.trainer.gradient_clip_val
@@ -65,7 +68,8 @@ def plain_loop(cfg, steps: int) -> float:
         if step == SKIP_STEPS:
             start, tokens = time.perf_counter(), 0
         batch = next(batches)
-        loss = task.train_nats(batch) / task.train_targets(batch)  # the task's own loss
+        nats, targets, _ = objective.summed_loss(batch)  # the objective's own loss
+        loss = nats / targets
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)

@@ -1,7 +1,7 @@
 """Training speed and peak memory against Hugging Face transformers at the same shapes: tokens/s
 of a training step (forward, loss, backward, AdamW step) for gpt, bert and t5, ours against
 `GPT2LMHeadModel`, `BertForMaskedLM` and `T5ForConditionalGeneration`, and our full Trainer path
-(`xformers_lab.train.train`, as `lightning_overhead.py` runs it) against our raw loop.
+(`xformers_lab.training.run.train`, as `lightning_overhead.py` runs it) against our raw loop.
 
     python benchmarks/vs_hf.py [--steps 5] [--trainer-steps 40] [--repeats 3] \
         [--families gpt bert t5]

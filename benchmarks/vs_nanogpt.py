@@ -251,7 +251,7 @@ def run_ours(data: Path, seed: int) -> dict[str, Any]:
     import logging
 
     from xformers_lab.cli import compose_config
-    from xformers_lab.train import train
+    from xformers_lab.training.run import train
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     overrides = [

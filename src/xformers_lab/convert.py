@@ -15,15 +15,25 @@ consolidate turns a sharded checkpoint directory (trainer=fsdp) into one file.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from xformers_lab.errors import UserError, reported_user_errors
 from xformers_lab.interop import convert_from_hf, convert_to_hf
-from xformers_lab.training.consolidate import consolidate
 
 USAGE = (
     "usage: python -m xformers_lab.convert from-hf <hf_dir> <out.ckpt> | to-hf <ckpt> <hf_dir> | "
     "consolidate <sharded_ckpt_dir> <out.ckpt>"
 )
+
+
+def consolidate(source: str, target: str) -> Path:
+    """`training.consolidate`, imported for this command only: it reads the shards through
+    Lightning, which the other commands do without."""
+    from xformers_lab.training.consolidate import consolidate as gather
+
+    return gather(source, target)
+
+
 COMMANDS = {"from-hf": convert_from_hf, "to-hf": convert_to_hf, "consolidate": consolidate}
 
 

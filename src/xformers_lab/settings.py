@@ -15,17 +15,18 @@ from omegaconf import DictConfig, OmegaConf
 from xformers_lab import checkpoints
 from xformers_lab.core import TransformerConfig
 from xformers_lab.data.config import DataConfig, TokenizerConfig, data_config
-from xformers_lab.data.corpora.files import check_files
-from xformers_lab.data.examples import check_examples
+from xformers_lab.data.sources import check_examples, check_files
 from xformers_lab.errors import UserError
 from xformers_lab.estimates import RowShape
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import Objective, objective_class, objective_names
-from xformers_lab.training.loggers import check_loggers
 from xformers_lab.training.resume import check_resume
-from xformers_lab.training.trainer import TrainerConfig
-from xformers_lab.training.trainer_checks import check_launch
+from xformers_lab.training.trainer_config import TrainerConfig, check_launch
+from xformers_lab.training.wandb_config import check_loggers
 from xformers_lab.typed_config import build
+
+WARMUP_SHARE = 0.1
+"""Share of a run a warmup longer than the run is shortened to."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class RunSettings:
     """Checkpoint whose weights and tokenizer the model starts from (fine-tuning)."""
     helpers: dict[str, str] = field(default_factory=dict)
     """Checkpoints of the objective's frozen helper models, by name."""
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    """The `scheduler` group (a Hydra partial), fitted to the run's length."""
+    notes: tuple[str, ...] = ()
+    """What was adapted to make the config fit (printed once when the run starts)."""
 
     @property
     def task_name(self) -> str:
@@ -101,7 +106,8 @@ def _resolve(cfg: DictConfig) -> RunSettings:
     except ValueError as err:
         raise UserError(f"trainer: {err}") from None
     check_resume(trainer.resume)
-    _check_optimizer(cfg, trainer.max_steps)
+    scheduler, notes = fit_schedule(_container(cfg, "scheduler"), trainer.max_steps)
+    _check_optimizer(cfg, scheduler, trainer.max_steps)
     check_loggers(cfg)
     seed = cfg.get("seed")
     if not isinstance(seed, int):
@@ -122,6 +128,8 @@ def _resolve(cfg: DictConfig) -> RunSettings:
         seed=seed,
         init_from=init_from,
         helpers=helpers,
+        scheduler=scheduler,
+        notes=notes,
     )
 
 
@@ -129,14 +137,23 @@ def valid_pairs() -> str:
     """`task: model presets` for every objective, read from the shipped model presets."""
     presets: dict[str, list[str]] = {}
     for path in sorted((conf_dir() / "model").glob("*.yaml")):
-        arch = OmegaConf.load(path).get("arch", "decoder")
-        presets.setdefault(arch, []).append(path.stem)
+        presets.setdefault(preset_arch(path.stem), []).append(path.stem)
     pairs = []
     for name in objective_names():
         archs = sorted(objective_class(name).archs)
         models = [m for arch in archs for m in presets.get(arch, [])] or ["<none>"]
         pairs.append(f"task={name} with model={'|'.join(models)}")
     return "; ".join(pairs)
+
+
+def preset_arch(preset: str) -> str:
+    """The `arch` of a shipped model preset, following the presets it extends (`bert_original`
+    starts from `bert`); TransformerConfig's default when none sets it."""
+    node = OmegaConf.load(conf_dir() / "model" / f"{preset}.yaml")
+    if "arch" in node:
+        return str(node.arch)
+    bases = [d for d in node.get("defaults", []) if isinstance(d, str) and not d.startswith("_")]
+    return preset_arch(bases[0]) if bases else TransformerConfig.arch
 
 
 def _archs(objective: type[Objective]) -> str:
@@ -166,7 +183,24 @@ def _container(cfg: DictConfig, key: str) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
 
 
-def _check_optimizer(cfg: DictConfig, max_steps: int) -> None:
+def fit_schedule(
+    scheduler: dict[str, Any], max_steps: int
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The schedule fitted to a run of `max_steps`: a warmup longer than the run is shortened to
+    a tenth of it (as a quick `trainer.max_steps=20` wants; Hugging Face's schedules tolerate it
+    too), with a note saying so."""
+    warmup = scheduler.get("warmup_steps")
+    if not isinstance(warmup, int) or warmup <= max_steps:
+        return scheduler, ()
+    fitted = round(WARMUP_SHARE * max_steps)
+    note = (
+        f"scheduler.warmup_steps={warmup} is longer than the run (trainer.max_steps={max_steps}): "
+        f"warming up over {fitted} steps instead"
+    )
+    return {**scheduler, "warmup_steps": fitted}, (note,)
+
+
+def _check_optimizer(cfg: DictConfig, scheduler: dict[str, Any], max_steps: int) -> None:
     """Build the optimizer and schedule on a dummy parameter: catches bad keys and values."""
     probe = [torch.nn.Parameter(torch.zeros(1))]
     try:
@@ -174,7 +208,7 @@ def _check_optimizer(cfg: DictConfig, max_steps: int) -> None:
     except Exception as err:  # any construction error is a config error here
         raise UserError(f"optim: {_first_line(err)}") from None
     try:
-        instantiate(cfg.scheduler)(optimizer, total_steps=max_steps)
+        instantiate(scheduler)(optimizer, total_steps=max_steps)
     except Exception as err:
         raise UserError(f"scheduler: {_first_line(err)}") from None
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 CONFIG_TIME = [
-    (["model=nope"], "unknown model 'nope'; choose one of: bert, gpt, llama"),
+    (["model=nope"], "unknown model 'nope'; choose one of: bert, bert_original, gpt, llama"),
     (["task=nope"], "unknown task 'nope'"),
     (["tokenizer=nope"], "unknown tokenizer 'nope'"),
     (["trainer=nope"], "unknown trainer 'nope'"),
@@ -24,7 +24,7 @@ CONFIG_TIME = [
     (["trainer.precision=16-mixed"], "needs a GPU"),
     (["trainer.precision=fp8"], "precision must be one of"),
     (["optim.lr=-1"], "optim:"),
-    (["scheduler.warmup_steps=5000"], "scheduler:"),
+    (["scheduler.warmup_steps=-1"], "scheduler: scheduler warmup_steps must be >= 0"),
     (["seed=abc"], "seed must be an int"),
     (["data=text"], "data.path"),
     (["data=text", "data.path=/nonexistent/corpus.txt"], "/nonexistent/corpus.txt"),

@@ -15,7 +15,7 @@ import xformers_lab
 from xformers_lab.cli import compose_config
 from xformers_lab.core.encoder import EncoderLM
 from xformers_lab.inference.fill_mask import Candidate
-from xformers_lab.train import train
+from xformers_lab.training.run import train
 
 
 @pytest.fixture(scope="module")

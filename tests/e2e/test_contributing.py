@@ -15,7 +15,7 @@ import pytest
 import xformers_lab
 from xformers_lab.cli import compose_config
 from xformers_lab.tasks import objective_class
-from xformers_lab.train import train
+from xformers_lab.training.run import train
 
 PAGE = Path(__file__).parents[2] / "docs" / "contributing.md"
 MODULE = "xformers_lab.tasks.regress"

@@ -24,7 +24,7 @@ from xformers_lab.data.tokenizers import ByteTokenizer
 from xformers_lab.tasks import OBJECTIVES, objective_class, objective_names
 from xformers_lab.tasks.clm import CausalLM
 from xformers_lab.tasks.objective import Batch, LossSums
-from xformers_lab.train import train
+from xformers_lab.training.run import train
 
 SEEN: list[dict[str, Any]] = []
 """What `ToyDistill.summed_loss` saw of its teacher at each training step."""

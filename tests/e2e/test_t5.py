@@ -13,7 +13,7 @@ import torch
 import xformers_lab
 from xformers_lab.cli import compose_config
 from xformers_lab.core.encoder_decoder import EncoderDecoderLM
-from xformers_lab.train import train
+from xformers_lab.training.run import train
 
 T5 = ["model=t5", "task=span", "model.n_decoder_layers=1"]
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from xformers_lab.data.config import FIELD_SUFFIX, DataConfig, TokenizerConfig
 from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import objective_class
-from xformers_lab.training.trainer import TrainerConfig
+from xformers_lab.training.trainer_config import TrainerConfig
 
 GROUPS: dict[str, tuple[type, set[str]]] = {
     "data": (DataConfig, {"source"}),

@@ -41,13 +41,14 @@ def test_an_installed_wheel_ships_and_finds_conf(tmp_path: Path) -> None:
     # Offline: the build backend (hatchling, in the dev extra) comes from this environment and
     # pip may not look at any index, so the test never reaches the network.
     assert importlib.util.find_spec("hatchling"), "hatchling belongs in the dev extra"
-    pip = [sys.executable, "-m", "pip", "--quiet", "--no-index"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path, REPO], check=True
-    )
+    pip = [sys.executable, "-m", "pip", "--quiet"]
+    offline = ["--no-index", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "wheel", *offline, "-w", tmp_path, REPO], check=True)
     (wheel,) = tmp_path.glob("xformers_lab-*.whl")
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    subprocess.run(
+        [*pip, "install", "--no-index", "--no-deps", "--target", site, wheel], check=True
+    )
 
     probe = "import xformers_lab.paths as p; print(p.__file__); print(p.conf_dir())"
     elsewhere = tmp_path / "elsewhere"

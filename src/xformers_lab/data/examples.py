@@ -4,7 +4,6 @@ an objective names renamed to its roles. One example is one training row (never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,39 +13,10 @@ from datasets import Dataset, DatasetDict, Value, get_dataset_split_names, load_
 from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.columns import TEXT_DTYPES
 from xformers_lab.data.corpora.failures import reason
-from xformers_lab.data.corpora.files import BUILDERS, expand_files
+from xformers_lab.data.sources import BUILDERS, Fields, expand_files
 from xformers_lab.errors import UserError
 
-SOURCES = ("text", "hf")
-"""`data.source`s that hold examples."""
 SPLIT_SEED = 0
-KINDS = ("text", "words", "any")
-"""What a role holds: a string, a list of strings (words of a tagged sentence), or anything
-(checked by the objective)."""
-Fields = Mapping[str, str]
-"""role -> kind, as an objective declares them."""
-
-
-def check_examples(cfg: DataConfig, roles: Fields) -> None:
-    """Config time: examples come from structured files or a `datasets` dataset."""
-    columns = ", ".join(f"data.{role}_field={cfg.column(role)!r}" for role in roles)
-    if cfg.source not in SOURCES:
-        raise UserError(
-            f"examples cannot come from data={cfg.source}; use data=text data.path=<csv|jsonl|"
-            f"json|parquet> (columns {columns}) or data=hf data.name=..."
-        )
-    for key in ("streaming", "document_mask"):
-        if getattr(cfg, key):
-            raise UserError(f"data.{key} is for packed text corpora, not examples")
-    if cfg.source != "text":
-        return
-    for key, patterns in (("data.path", cfg.paths), ("data.val_path", cfg.val_paths)):
-        for file in expand_files(patterns, key) if patterns else []:
-            if Path(file).suffix.lower() not in BUILDERS:
-                raise UserError(
-                    f"{key}: {file} is not csv, jsonl/json or parquet; examples need columns "
-                    f"{columns}"
-                )
 
 
 def load_examples(cfg: DataConfig, roles: Fields) -> DatasetDict:

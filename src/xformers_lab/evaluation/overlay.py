@@ -24,12 +24,13 @@ def eval_runs(paths: list[Path]) -> list[Path]:
     of one that does not (a sweep's jobs), in order. Empty when none is an evaluation run."""
     runs: list[Path] = []
     for path in paths:
-        if not path.exists():
-            raise UserError(f"{path} does not exist; give run directories")
         if (path / RESULTS_JSON).is_file():
             runs.append(path)
         elif path.is_dir():
             runs += sorted(p for p in path.iterdir() if (p / RESULTS_JSON).is_file())
+    missing = [path for path in paths if not path.exists()]
+    if runs and missing:  # otherwise the training report says what is wrong
+        raise UserError(f"{missing[0]} does not exist; give evaluation run directories")
     return runs
 
 

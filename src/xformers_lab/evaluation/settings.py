@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from xformers_lab.data.config import DataConfig, data_config
-from xformers_lab.data.corpora.files import check_files
+from xformers_lab.data.sources import check_files
 from xformers_lab.errors import UserError
 from xformers_lab.typed_config import build
 

@@ -100,7 +100,7 @@ class Objective(nn.Module):
     """Frozen dataclass of the task config's keys besides `name`, validated like every group."""
     fields: ClassVar[Mapping[str, str]] = {}
     """Empty: trains on a packed stream of text. Otherwise examples with named fields, one per
-    row: role -> what it holds (`text`, `words` or `any`; see `data/examples.py`), read from
+    row: role -> what it holds (`text`, `words` or `any`; see `data/sources.py`), read from
     the column `data.<role>_field` (default: the role's name)."""
     best: ClassVar[Tracked] = Tracked()
     generative: ClassVar[bool] = False

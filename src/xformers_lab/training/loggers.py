@@ -1,5 +1,5 @@
 """The loggers under `cfg.logger` (csv, wandb or both: `logger=[csv,wandb]`), writing into the
-run directory, with the callbacks they bring and their config-time checks."""
+run directory, with the callbacks they bring (config-time checks: `wandb_config.py`)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from xformers_lab.training.wandb_logger import WandbConfig, flatten, wandb_logger
+from xformers_lab.training.wandb_logger import flatten
 from xformers_lab.training.wandb_samples import sample_callbacks
-from xformers_lab.typed_config import build
-
-WANDB_TARGET = f"{wandb_logger.__module__}.{wandb_logger.__qualname__}"
-
-
-def check_loggers(cfg: DictConfig) -> None:
-    """Refuse bad `logger.wandb` options before any run directory exists."""
-    for key, node in (cfg.get("logger") or {}).items():
-        if isinstance(node, DictConfig) and node.get("_target_") == WANDB_TARGET:
-            options: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
-            options.pop("_target_")
-            options.pop("_convert_", None)
-            build(WandbConfig, options, f"logger.{key}")
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:

@@ -137,7 +137,7 @@ class TrainingModule(L.LightningModule):
     ) -> None:
         """Clip the global norm directly: Lightning's mixed-precision plugin refuses any fused
         optimizer, though only loss scaling makes that wrong, and under 16-mixed the optimizer
-        is not fused (`train.optimizer_factory`)."""
+        is not fused (`training.run.optimizer_factory`)."""
         if gradient_clip_val:
             params = [p for group in optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)

@@ -15,9 +15,8 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
 from xformers_lab.core.block import Block
+from xformers_lab.training.trainer_config import FSDP
 
-FSDP = "fsdp"
-"""`trainer.strategy=fsdp`: FSDP2 (`fully_shard`), not Lightning's legacy FSDP1 strategy."""
 ENTRY_METHODS = ("masked_logits", "hidden_states", "summed_nats")
 """Model methods that training calls instead of `forward`: FSDP gathers the root's parameters
 for them too."""

@@ -17,10 +17,11 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from xformers_lab.training.nonfinite import NonFiniteGuard
-from xformers_lab.training.resume import CHECKPOINT_DIR, RngStates, resume_checkpoint
+from xformers_lab.training.resume import CHECKPOINT_DIR, resume_checkpoint
+from xformers_lab.training.rng_states import RngStates
 from xformers_lab.training.signals import StopAtStepBoundary, StopRequested
 from xformers_lab.training.slurm import Preemption, requeued_resume
-from xformers_lab.training.trainer import TrainerConfig
+from xformers_lab.training.trainer_config import TrainerConfig
 
 PERIODIC_KEEP = 2
 """`step=N.ckpt` files kept by `trainer.checkpoint_every_n_steps` (the newest ones)."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -16,43 +15,9 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
+from xformers_lab.training.wandb_config import WandbConfig
 from xformers_lab.typed_config import build
 from xformers_lab.wandb_auth import has_api_key
-
-
-@dataclass(frozen=True, kw_only=True)
-class WandbConfig:
-    """The `logger.wandb` keys."""
-
-    project: str = "xformers_lab"
-    """W&B project."""
-    entity: str | None = None
-    """W&B team or user; null: the API key's default."""
-    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
-    """auto: online with an API key (WANDB_API_KEY or `wandb login`), else offline; a WANDB_MODE
-    environment variable wins over auto."""
-    name: str | None = None
-    """Run name; null: the job's overrides (in a sweep, the ones the sweep varies)."""
-    group: str | None = None
-    """Run group; null: the sweep directory in a multirun, no group for a single run."""
-    tags: tuple[str, ...] = ()
-    """Tags added to the automatic ones (the model preset, the task, the experiment)."""
-    log_checkpoints: bool = False
-    """Upload the best and last checkpoints as artifacts at the end of training."""
-    samples_every_n_steps: int = 500
-    """Causal LMs: log a table of greedy continuations of `sample_prompts` this often; 0: never."""
-    sample_prompts: tuple[str, ...] = ("def ", "import ", "class ")
-    """Fixed prompts of the samples table."""
-    sample_max_new_tokens: int = 48
-    """Length of each sample, in tokens."""
-
-    def __post_init__(self) -> None:
-        if self.samples_every_n_steps < 0:
-            raise ValueError("samples_every_n_steps must be >= 0 (0 disables the samples table)")
-        if self.samples_every_n_steps and not self.sample_prompts:
-            raise ValueError("sample_prompts is empty; give prompts or set samples_every_n_steps=0")
-        if self.sample_max_new_tokens <= 0:
-            raise ValueError("sample_max_new_tokens must be positive")
 
 
 class LabWandbLogger(WandbLogger):

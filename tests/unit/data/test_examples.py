@@ -14,8 +14,9 @@ import torch
 from xformers_lab.core import TransformerConfig
 from xformers_lab.data.collators import ClassificationCollator
 from xformers_lab.data.config import DataConfig
-from xformers_lab.data.examples import check_examples, example_texts, load_examples
+from xformers_lab.data.examples import example_texts, load_examples
 from xformers_lab.data.examples_module import ExamplesDataModule
+from xformers_lab.data.sources import check_examples
 from xformers_lab.data.tokenizers import ByteTokenizer
 from xformers_lab.errors import UserError
 from xformers_lab.tasks.classify import Classification, ClassifyOptions, EncodeText

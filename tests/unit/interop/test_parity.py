@@ -79,20 +79,20 @@ def test_export_loads_in_transformers_and_matches(hf_model, batch, family, tmp_p
     [
         ("gpt", []),
         ("llama", []),
-        ("bert", ["model.norm_position=post", "model.embedding_norm=true"]),
+        ("bert_original", []),
         ("t5", []),
     ],
 )
 def test_shipped_presets_export_to_transformers(preset, overrides, tmp_path: Path) -> None:
     """A model as `model=<preset>` trains it goes out to the HF family it corresponds to."""
     sizes = ["model.n_layers=2", "model.d_model=32", "model.n_heads=4", "data.seq_len=32"]
-    task = {"gpt": "clm", "llama": "clm", "bert": "mlm", "t5": "span"}[preset]
+    task = {"gpt": "clm", "llama": "clm", "bert_original": "mlm", "t5": "span"}[preset]
     cfg = compose_config("train", [f"model={preset}", f"task={task}", *sizes, *overrides])
     torch.manual_seed(1)
     ours = _perturbed_norms(build_model(resolve_settings(cfg).model_config(VOCAB)).eval())
     export_hf(ours, None, tmp_path / "exported")
     config = transformers.AutoConfig.from_pretrained(tmp_path / "exported")
-    auto = transformers.AutoModelForMaskedLM if preset == "bert" else _auto(config)
+    auto = transformers.AutoModelForMaskedLM if preset == "bert_original" else _auto(config)
     theirs = auto.from_pretrained(tmp_path / "exported").eval()
     batch = make_batch(ours.config.arch)
     assert max_diff(our_logits(ours, batch), hf_logits(theirs, batch), batch) <= TOLERANCE

@@ -94,7 +94,7 @@ def test_adamw_is_fused_unless_fp16_loss_scaling_must_unscale_before_clipping(
     precision: str, fused: bool
 ) -> None:
     from xformers_lab.cli import compose_config
-    from xformers_lab.train import optimizer_factory
+    from xformers_lab.training.run import optimizer_factory
 
     make = optimizer_factory(compose_config("train", []).optim, precision)
     optimizer = make(param_groups(TinyLM(), 0.1))

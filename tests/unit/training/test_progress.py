@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from xformers_lab.training.progress import ProgressLines, RichStepBar, progress_callback
 from xformers_lab.training.token_metrics import TokenMetrics
-from xformers_lab.training.trainer import TrainerConfig, build_trainer
+from xformers_lab.training.trainer import build_trainer
+from xformers_lab.training.trainer_config import TrainerConfig
 
 BATCH, SEQ = 4, 8
 

@@ -14,13 +14,11 @@ import torch
 from xformers_lab.errors import UserError
 from xformers_lab.training.resume import (
     UNREADABLE_DIR,
-    RngStates,
-    _rng_states,
-    _set_rng_states,
     checkpoint_step,
     newest_good_checkpoint,
     resume_checkpoint,
 )
+from xformers_lab.training.rng_states import RngStates, _rng_states, _set_rng_states
 
 
 def fake_checkpoint(path: Path, step: int) -> Path:

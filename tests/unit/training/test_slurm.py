@@ -18,7 +18,7 @@ from submitit.slurm.slurm import SlurmJobEnvironment
 from xformers_lab.training.resilience import Resilience
 from xformers_lab.training.signals import StopRequested
 from xformers_lab.training.slurm import Preemption, cluster_plugins, requeued_resume
-from xformers_lab.training.trainer import TrainerConfig
+from xformers_lab.training.trainer_config import TrainerConfig
 
 
 @pytest.fixture(autouse=True)

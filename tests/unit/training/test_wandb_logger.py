@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from xformers_lab.errors import UserError
+from xformers_lab.paths import conf_dir
 from xformers_lab.tasks import objective_class
 from xformers_lab.training import wandb_logger as wl
+from xformers_lab.training.wandb_config import WANDB_TARGET
 from xformers_lab.training.wandb_samples import sample_callbacks
 from xformers_lab.typed_config import build
 
@@ -96,3 +99,8 @@ def test_samples_only_for_objectives_that_write_text_and_only_when_asked(
     assert callback.logger is every and callback.every_n_steps == 10
     assert callback.prompts == list(wl.WandbConfig().sample_prompts)
     assert sample_callbacks([every], objective_class("mlm").generative) == []
+
+
+def test_the_checked_target_is_the_wandb_logger() -> None:
+    assert f"{wl.wandb_logger.__module__}.{wl.wandb_logger.__qualname__}" == WANDB_TARGET
+    assert OmegaConf.load(conf_dir() / "logger" / "wandb.yaml").wandb._target_ == WANDB_TARGET

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import glob
 import os
 from pathlib import Path
 
@@ -20,10 +19,8 @@ from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.columns import text_column
 from xformers_lab.data.corpora.failures import reason
 from xformers_lab.data.corpora.splits import split_off_validation
+from xformers_lab.data.sources import BUILDERS, expand_files
 from xformers_lab.errors import UserError
-
-BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-"""`datasets` builder by file extension; any other file is read as plain text."""
 
 
 def load_text_files(cfg: DataConfig) -> DatasetDict | IterableDatasetDict:
@@ -37,15 +34,6 @@ def load_text_files(cfg: DataConfig) -> DatasetDict | IterableDatasetDict:
     return split_off_validation(train, cfg.val_fraction)
 
 
-def check_files(cfg: DataConfig) -> None:
-    """Fail at config time, before a run directory exists, if a named file or glob is missing."""
-    if cfg.source != "text":
-        return
-    expand_files(cfg.paths, "data.path")
-    if cfg.val_paths:
-        expand_files(cfg.val_paths, "data.val_path")
-
-
 def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset | IterableDataset:
     where = f"{key}={patterns[0] if len(patterns) == 1 else patterns!r}"
     files = [f for f in expand_files(patterns, key) if os.path.getsize(f) > 0]
@@ -56,25 +44,6 @@ def _load(patterns: list[str], key: str, cfg: DataConfig) -> Dataset | IterableD
         groups.setdefault(BUILDERS.get(Path(file).suffix.lower(), "text"), []).append(file)
     parts = [_read(builder, group, cfg, where) for builder, group in groups.items()]
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-
-
-def expand_files(patterns: list[str], key: str) -> list[str]:
-    """The files `patterns` name, in order, each once; a pattern naming nothing is an error."""
-    files: dict[str, None] = {}
-    for pattern in patterns:
-        path = os.path.expanduser(pattern)
-        if glob.has_magic(path):
-            matches = [m for m in sorted(glob.glob(path, recursive=True)) if os.path.isfile(m)]
-            if not matches:
-                raise UserError(f"{key}={pattern!r} matches no files; check the pattern")
-        elif os.path.isdir(path):
-            raise UserError(f"{key}={pattern!r} is a folder; name files or a glob like dir/*.txt")
-        elif not os.path.isfile(path):
-            raise UserError(f"{key}={pattern!r} does not exist; check the path")
-        else:
-            matches = [path]
-        files.update(dict.fromkeys(matches))
-    return list(files)
 
 
 def _read(builder: str, files: list[str], cfg: DataConfig, where: str) -> Dataset | IterableDataset:
