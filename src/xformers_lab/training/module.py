@@ -16,6 +16,7 @@ from torch import Tensor
 
 from xformers_lab.checkpoints import Payload, attach
 from xformers_lab.tasks.objective import Objective
+from xformers_lab.training.log_steps import written_this_step
 from xformers_lab.training.optim import param_groups
 from xformers_lab.training.parallel import compile_blocks, shard
 
@@ -182,11 +183,12 @@ class TrainingModule(L.LightningModule):
         self.log_train_loss((nats / targets).float())
 
     def log_train_loss(self, loss: Tensor) -> None:
-        """Log the step loss and learning rate; keep a short on-device window of losses for the
-        final summary (no sync)."""
+        """Keep a short on-device window of step losses for the final summary (no sync), and log
+        the loss and learning rate on the steps the loggers write."""
         self.recent_train_losses.append(loss.detach())
-        self.log("train/loss", loss, on_step=True, prog_bar=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        if written_this_step(self.trainer):
+            self.log("train/loss", loss, on_step=True, prog_bar=True)
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """Add the batch's sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from xformers_lab.training.log_steps import written_this_step
 from xformers_lab.training.run_stats import Mark, RunStats, tokens_per_second
 
 # Dense (no sparsity) peak FLOP/s of one GPU by the arithmetic its matmuls run in, from NVIDIA's
@@ -87,8 +88,8 @@ class Throughput(L.Callback):
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         step = trainer.global_step
-        if step == self._last_step or step % trainer.log_every_n_steps != 0:
-            return  # mid-accumulation, or not a logging step (Lightning writes these alone)
+        if step == self._last_step or not written_this_step(trainer):
+            return  # mid-accumulation, or not a step the loggers write
         self._last_step = step
         now = self.stats.mark()
         rate = tokens_per_second(self._last, now) if self._last is not None else None

@@ -8,14 +8,15 @@ from typing import Any
 
 import lightning as L
 
+from xformers_lab.training.log_steps import written_this_step
+
 
 class TokenMetrics(L.Callback):
     """Logs the tokens trained on so far and the rate over the last `log_every_n_steps` steps.
 
-    Both are logged with every batch, like the loss, so whichever step the loggers write holds
-    the values of that step (Lightning picks the steps it writes; after a resume they are not
-    multiples of log_every_n_steps). Tokens come from batch shapes (no device sync); time spent
-    in validation (and the checkpointing after it) is left out of the rate.
+    Both are logged on the steps the loggers write, like the loss (Lightning picks them; after a
+    resume they are not multiples of log_every_n_steps). Tokens come from batch shapes (no device
+    sync); time spent in validation (and the checkpointing after it) is left out of the rate.
     """
 
     def __init__(self) -> None:
@@ -34,9 +35,12 @@ class TokenMetrics(L.Callback):
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         self.tokens_seen += module.batch_tokens(batch) * trainer.world_size
-        if trainer.global_step != self._last_step:  # an optimizer step ended with this batch
-            self._last_step = trainer.global_step
-            self._marks.append((time.perf_counter(), self.tokens_seen))
+        if trainer.global_step == self._last_step:
+            return  # mid-accumulation: the optimizer step has not ended yet
+        self._last_step = trainer.global_step
+        self._marks.append((time.perf_counter(), self.tokens_seen))
+        if not written_this_step(trainer):
+            return
         module.log("train/tokens_seen", float(self.tokens_seen), on_step=True, on_epoch=False)
         (then, tokens_then), (now, tokens_now) = self._marks[0], self._marks[-1]
         if now > then and tokens_now > tokens_then:
