@@ -3,7 +3,7 @@ karpathy/nanoGPT's `model.py` and `train.py` (MIT) at its README's CPU command, 
 `experiment=shakespeare_char_cpu` through our `train()`, alternated per seed in one run.
 
     python benchmarks/vs_nanogpt.py [--data ../shared/data/tinyshakespeare.txt] \
-        [--seeds 1337 1 2]
+        [--seeds 1337 1 2] [--nanogpt /path/to/nanoGPT-checkout]
 
 The reference follows nanoGPT step for step, RNG draws included: `torch.manual_seed(seed)`, the
 char vocabulary of the whole file, the 90/10 split by position, random windows
@@ -15,7 +15,10 @@ target of the held-out split, in non-overlapping windows of 64 (that measurement
 and is left out of the reference's wall time). Ours reports the lowest whole-split loss of its
 validations at steps 250 to 2000. Each run is a fresh subprocess; the runs alternate (reference,
 ours, per seed) so drift in machine load hits both sides alike. Tokens/s: training only, after the
-first 10 steps, evaluation time excluded (as our summary counts it).
+first 10 steps, evaluation time excluded (as our summary counts it). Process seconds: each
+side's whole process, start to exit, ours through `python -m xformers_lab.train` as typed (config
+check, Hydra, imports, data, training, validation, checkpoints, summary). With `--nanogpt`, a
+checkout of nanoGPT's own `train.py` is timed the same way once per seed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,11 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 # nanoGPT's README CPU command: config/train_shakespeare_char.py --device=cpu --compile=False
 # --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4
 # --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
+README_CPU_ARGS = [
+    "--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1",
+    "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
+    "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
+]  # fmt: skip
 N_LAYER, N_HEAD, N_EMBD, BLOCK_SIZE, BATCH_SIZE = 4, 4, 128, 64, 12
 MAX_ITERS, LR_DECAY_ITERS, WARMUP_ITERS = 2000, 2000, 100
 LEARNING_RATE, MIN_LR, WEIGHT_DECAY, BETAS, GRAD_CLIP = 1e-3, 1e-4, 0.1, (0.9, 0.99), 1.0
@@ -247,21 +256,22 @@ def run_nanogpt(data: Path, seed: int) -> dict[str, Any]:
 
 
 def run_ours(data: Path, seed: int) -> dict[str, Any]:
-    """`python -m xformers_lab.train experiment=shakespeare_char_cpu` as a function call."""
-    import logging
+    """`python -m xformers_lab.train experiment=shakespeare_char_cpu`, as a user types it (its
+    own config check, Hydra, then the run); reads the run's summary.json."""
+    from xformers_lab import train
 
-    from xformers_lab.cli import compose_config
-    from xformers_lab.training.run import train
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    overrides = [
-        "experiment=shakespeare_char_cpu",
-        f"data.path={data}",
-        f"seed={seed}",
-        "trainer.progress_bar=false",
-    ]
     with tempfile.TemporaryDirectory() as tmp:
-        summary = train(compose_config("train", overrides), Path(tmp) / "run")
+        run_dir = Path(tmp) / "run"
+        sys.argv = [
+            "xformers_lab.train",
+            "experiment=shakespeare_char_cpu",
+            f"data.path={data}",
+            f"seed={seed}",
+            "trainer.progress_bar=false",
+            f"hydra.run.dir={run_dir}",
+        ]
+        train.main()
+        summary = json.loads((run_dir / "summary.json").read_text())
     return {
         "best_val_loss": summary["best_val_loss"],
         "best_val_step": summary["best_val_step"],
@@ -270,7 +280,22 @@ def run_ours(data: Path, seed: int) -> dict[str, Any]:
     }
 
 
+def run_checkout(checkout: Path, data: Path) -> dict[str, Any]:
+    """nanoGPT's own `train.py` at its README CPU command, in a checkout of karpathy/nanoGPT:
+    `data/shakespeare_char/prepare.py` first (given our copy of the text, it downloads
+    nothing), then training. Returns the last "val loss" it printed."""
+    prepared = checkout / "data" / "shakespeare_char"
+    if not (prepared / "train.bin").exists():
+        (prepared / "input.txt").write_text(data.read_text())
+        subprocess.run([sys.executable, "prepare.py"], cwd=prepared, check=True)
+    command = [sys.executable, "train.py", "config/train_shakespeare_char.py", *README_CPU_ARGS]
+    done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
+    losses = re.findall(r"val loss ([0-9.]+)", done.stdout)
+    return {"best_val_loss": min(map(float, losses))}
+
+
 def _measure(side: str, data: Path, seed: int) -> dict[str, Any]:
+    """One side's run in a fresh process; `process_seconds` is its whole life, start to exit."""
     command = [
         sys.executable,
         __file__,
@@ -281,22 +306,36 @@ def _measure(side: str, data: Path, seed: int) -> dict[str, Any]:
         "--seeds",
         str(seed),
     ]
+    started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{side} seed {seed} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "process_seconds": seconds}
+
+
+def _measure_checkout(checkout: Path, data: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = run_checkout(checkout, data)
+    return {**result, "process_seconds": time.perf_counter() - started}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="tinyshakespeare.txt")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2])
+    parser.add_argument(
+        "--nanogpt",
+        type=Path,
+        help="a checkout of karpathy/nanoGPT: its own train.py is timed too, once per seed",
+    )
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data.resolve()
     if args.worker:
         run = run_nanogpt if args.worker == "nanogpt" else run_ours
-        print(json.dumps(run(data, args.seeds[0])))
+        result = run(data, args.seeds[0])
+        print(json.dumps(result))  # the last line: read by the parent
         return
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     started = time.perf_counter()
@@ -304,8 +343,12 @@ def main() -> None:
         for side in SIDES:
             runs.setdefault(seed, {})[side] = _measure(side, data, seed)
             print(f"  seed {seed:5d} {side:8s} {runs[seed][side]}", flush=True)
+        if args.nanogpt:
+            runs[seed]["checkout"] = _measure_checkout(args.nanogpt.resolve(), data)
+            print(f"  seed {seed:5d} checkout {runs[seed]['checkout']}", flush=True)
     print(f"  done in {time.perf_counter() - started:.0f} s")
     _print_table(runs)
+    _print_process_times(runs)
 
 
 def _print_table(runs: dict[int, dict[str, dict[str, Any]]]) -> None:
@@ -331,6 +374,19 @@ def _print_table(runs: dict[int, dict[str, dict[str, Any]]]) -> None:
         for seed, r in runs.items()
     }
     print(f"best whole-val step (nanoGPT, ours) per seed: {steps}")
+
+
+def _print_process_times(runs: dict[int, dict[str, dict[str, Any]]]) -> None:
+    """Start to exit of each process: imports, data, training, validation, checkpoints, summary."""
+    print("\n| seed | nanoGPT (re-implemented) process s | ours process s | ours / nanoGPT |")
+    print("|---|---|---|---|")
+    for seed, run in runs.items():
+        ref, ours = run["nanogpt"]["process_seconds"], run["ours"]["process_seconds"]
+        print(f"| {seed} | {ref:.1f} | {ours:.1f} | {ours / ref:.3f} |")
+        if "checkout" in run:
+            real = run["checkout"]["process_seconds"]
+            print(f"| {seed} (nanoGPT's own train.py) | {real:.1f} | {ours:.1f} | "
+                  f"{ours / real:.3f} |")  # fmt: skip
 
 
 def _row(run: dict[str, dict[str, Any]]) -> list[float]:
