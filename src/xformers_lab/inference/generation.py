@@ -110,11 +110,13 @@ def generate_text(
     prompts: list[str],
     cfg: GenerationConfig,
     prompt_ids: list[list[int]] | None = None,
+    decode: Callable[[list[int]], str] | None = None,
 ) -> list[list[str]]:
     """For each prompt, `cfg.num_samples` completions as text (the prompt not repeated).
 
-    Prompts are framed by `frame_prompt`, unless `prompt_ids` gives their ids already framed
-    (as a fine-tuned objective frames them: `Objective.prompt_ids`).
+    Prompts are framed by `frame_prompt`, unless `prompt_ids` gives their ids already framed,
+    and completions are `tokenizer.decode`d (specials shown), unless `decode` is given (as a
+    fine-tuned objective frames and reads them: `Objective.prompt_ids`, `completion_text`).
     """
     encoder_decoder = model.config.arch == "encoder_decoder"
     ids = prompt_ids or [frame_prompt(tokenizer, p, encoder_decoder) for p in prompts]
@@ -128,7 +130,8 @@ def generate_text(
         suppress_ids=suppress,
         stopped=stop_strings(tokenizer, cfg.stop),
     )
-    return [[cut_at_stop(tokenizer.decode(r), cfg.stop) for r in rows] for rows in results]
+    decode = decode or tokenizer.decode
+    return [[cut_at_stop(decode(r), cfg.stop) for r in rows] for rows in results]
 
 
 def stop_strings(tokenizer: Tokenizer, stops: tuple[str, ...]) -> StopTest | None:

@@ -76,8 +76,16 @@ class LoadedModel:
         self, prompts: list[str], cfg: GenerationConfig, chat: bool = True
     ) -> list[list[str]]:
         """`cfg.num_samples` completions of each prompt, framed as the checkpoint trained."""
-        ids = [self.objective.prompt_ids(p, chat=chat) for p in prompts]
-        return generate_text(self.model, self.tokenizer, prompts, cfg, prompt_ids=ids)
+        objective = self.objective
+        ids = [objective.prompt_ids(p, chat=chat) for p in prompts]
+        return generate_text(
+            self.model,
+            self.tokenizer,
+            prompts,
+            cfg,
+            prompt_ids=ids,
+            decode=objective.completion_text,
+        )
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

@@ -245,6 +245,11 @@ class Objective(nn.Module):
         `prompt </s>` for an encoder-decoder)."""
         return frame_prompt(self.tokenizer, prompt, self.model_config.arch == "encoder_decoder")
 
+    def completion_text(self, ids: list[int]) -> str:
+        """The text of generated ids, as `generate` shows it. Default: specials shown (a span
+        corruption T5 answers in sentinels)."""
+        return self.tokenizer.decode(ids)
+
     # -- training ----------------------------------------------------------------------------
 
     def batch_tokens(self, batch: Batch) -> int:
@@ -362,7 +367,7 @@ class GenerativeObjective(Objective):
 
     @torch.no_grad()
     def complete(self, prompts: list[list[int]]) -> list[str]:
-        """The text each prompt (framed ids) continues with, `</s>` and specials left out."""
+        """The text each prompt (framed ids) continues with (`completion_text`)."""
         if not prompts:
             return []
         encoder_decoder = self.model_config.arch == "encoder_decoder"
@@ -374,4 +379,9 @@ class GenerativeObjective(Objective):
             pad_id=self.tokenizer.pad_id,
             suppress_ids=self.tokenizer.never_generated(encoder_decoder),
         )
-        return [self.tokenizer.decode(rows[0], skip_special=True) for rows in results]
+        return [self.completion_text(rows[0]) for rows in results]
+
+    def completion_text(self, ids: list[int]) -> str:
+        """Text only: a fine-tuned model's answer holds no special tokens (an imported chat
+        template's end-of-turn marker is left out)."""
+        return self.tokenizer.decode(ids, skip_special=True)
