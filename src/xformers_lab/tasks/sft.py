@@ -272,8 +272,8 @@ class SFTCollator(ExampleCollator):
         """Best-fit decreasing: rows of at most seq_len (input, label) pairs, each example whole."""
         from datasets import Dataset
 
-        pairs = [self._pair(ids, t) for ids, t in zip(examples["input_ids"], examples["targets"],
-                                                         strict=True)]  # fmt: skip
+        columns = zip(examples["input_ids"], examples["targets"], strict=True)
+        pairs = [self._pair(ids, targets) for ids, targets in columns]
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
         rows: list[list[int]] = []
         room: list[tuple[int, int]] = []  # (space left, row), sorted
@@ -303,8 +303,8 @@ class SFTCollator(ExampleCollator):
         """(inputs, labels) of one example: the labels are the next tokens where trained."""
         if not self.completion_only:
             return ids[:-1], ids[1:]
-        return ids[:-1], [i if t else IGNORE_INDEX for i, t in zip(ids[1:], targets[1:],
-                                                                     strict=True)]  # fmt: skip
+        trained = zip(ids[1:], targets[1:], strict=True)
+        return ids[:-1], [token if keep else IGNORE_INDEX for token, keep in trained]
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
         if "lengths" in examples[0]:
@@ -407,8 +407,8 @@ class SFT(GenerativeObjective):
             )
             for name, split in splits.items():
                 if len(split) < before[name]:
-                    log.warning("%s: dropped %d chats whose last answer is blank", name,
-                                before[name] - len(split))  # fmt: skip
+                    dropped = before[name] - len(split)
+                    log.warning("%s: dropped %d chats whose last answer is blank", name, dropped)
             return splits
         if columns != {"prompt", "completion"}:
             found = ", ".join(sorted(columns)) or "neither"
