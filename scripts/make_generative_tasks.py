@@ -62,18 +62,33 @@ def ner_pair(rng: random.Random) -> tuple[str, str]:
     return template.format(**values), target
 
 
-def examples(task: str, n: int, seed: int, fmt: str = "seq2seq", **lengths: int) -> list[dict]:
-    """`n` examples of `task` (reverse, ner) in format `fmt` (seq2seq, sft, chat)."""
+def examples(
+    task: str, n: int, seed: int, fmt: str = "seq2seq", exclude: Path | None = None
+) -> list[dict]:
+    """`n` examples of `task` (reverse, ner) in format `fmt` (seq2seq, sft, chat); none whose
+    input is also in the file `exclude` (a held-out split)."""
     rng = random.Random(seed)
-    pairs = [reverse_pair(rng, **lengths) if task == "reverse" else ner_pair(rng) for _ in range(n)]
+    seen = set(exclude.read_text().splitlines()) if exclude else set()
+    pairs: list[tuple[str, str]] = []
+    while len(pairs) < n:
+        pair = reverse_pair(rng) if task == "reverse" else ner_pair(rng)
+        if not seen or _line(pair, fmt) not in seen:
+            pairs.append(pair)
+    return [_row(pair, fmt) for pair in pairs]
+
+
+def _row(pair: tuple[str, str], fmt: str) -> dict:
+    source, target = pair
     if fmt == "seq2seq":
-        return [{"source": s, "target": t} for s, t in pairs]
+        return {"source": source, "target": target}
     if fmt == "sft":
-        return [{"prompt": f"{s}=", "completion": t} for s, t in pairs]
-    return [
-        {"messages": [{"role": "user", "content": s}, {"role": "assistant", "content": t}]}
-        for s, t in pairs
-    ]
+        return {"prompt": f"{source}=", "completion": target}
+    chat = [{"role": "user", "content": source}, {"role": "assistant", "content": target}]
+    return {"messages": chat}
+
+
+def _line(pair: tuple[str, str], fmt: str) -> str:
+    return json.dumps(_row(pair, fmt))
 
 
 def write(path: Path, rows: list[dict]) -> None:
@@ -89,8 +104,9 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=200)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    write(args.out / "train.jsonl", examples(args.task, args.train, 0, args.format))
-    write(args.out / "val.jsonl", examples(args.task, args.val, 1, args.format))
+    train = args.out / "train.jsonl"
+    write(train, examples(args.task, args.train, 0, args.format))
+    write(args.out / "val.jsonl", examples(args.task, args.val, 1, args.format, exclude=train))
     print(f"wrote {args.train} + {args.val} {args.task} examples to {args.out}")
 
 
