@@ -168,13 +168,13 @@ def test_group_by_length_is_for_examples(
 REVERSE_T5 = [
     "model=t5", "task=seq2seq", "tokenizer=char", "data.seq_len=16", "data.batch_size=64",
     "model.n_layers=3", "model.d_model=128", "model.n_heads=4", "task.max_target_len=16",
-    "trainer.max_steps=1200", "trainer.val_check_interval=400", "task.eval_examples=200",
+    "trainer.max_steps=1500", "trainer.val_check_interval=250", "task.eval_examples=200",
     "scheduler.warmup_steps=50", "optim.lr=2e-3",
 ]  # fmt: skip
 REVERSE_GPT = [
     "model=gpt", "task=sft", "tokenizer=char", "data.seq_len=24", "data.batch_size=64",
-    "model.n_layers=4", "model.d_model=128", "model.n_heads=4", "trainer.max_steps=1200",
-    "trainer.val_check_interval=400", "task.eval_examples=200", "scheduler.warmup_steps=50",
+    "model.n_layers=4", "model.d_model=128", "model.n_heads=4", "trainer.max_steps=1500",
+    "trainer.val_check_interval=250", "task.eval_examples=200", "scheduler.warmup_steps=50",
     "optim.lr=2e-3",
 ]  # fmt: skip
 
