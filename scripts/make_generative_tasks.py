@@ -4,6 +4,11 @@
     .venv/bin/python scripts/make_generative_tasks.py reverse data/reverse_sft --format sft
     .venv/bin/python scripts/make_generative_tasks.py reverse data/reverse_chat --format chat
     .venv/bin/python scripts/make_generative_tasks.py ner data/ner --format seq2seq
+    .venv/bin/python scripts/make_generative_tasks.py gpt2 data/gpt2  # a random GPT-2-shaped model
+
+gpt2 writes a Hugging Face GPT-2 (random weights, 4 layers, d_model 128, 256 positions) with a
+byte-level BPE tokenizer.json trained on reversal examples, as `save_pretrained` writes them,
+for `python -m xformers_lab.convert from-hf` (no network needed; needs `transformers`).
 
 reverse: a string of letters -> the same letters reversed; every output token depends on the
 whole input, so it cannot be learnt from the first tokens alone. ner: templated sentences ->
@@ -95,15 +100,47 @@ def write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
+def hf_gpt2(out: Path) -> None:
+    """A random GPT-2-shaped model and its tokenizer, saved as transformers saves them."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [f"{r['prompt']}{r['completion']}" for r in examples("reverse", 2000, 0, "sft")]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    end = "<|endoftext|>"
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, special_tokens=[end], show_progress=False, initial_alphabet=alphabet
+    )
+    backend.train_from_iterator(texts, trainer)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=end, eos_token=end, unk_token=end
+    )
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=128, n_layer=4, n_head=4,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("task", choices=["reverse", "ner"])
+    parser.add_argument("task", choices=["reverse", "ner", "gpt2"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--format", choices=["seq2seq", "sft", "chat"], default="seq2seq")
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--val", type=int, default=200)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.task == "gpt2":
+        hf_gpt2(args.out)
+        print(f"wrote a random GPT-2 and its tokenizer to {args.out}")
+        return
     train = args.out / "train.jsonl"
     write(train, examples(args.task, args.train, 0, args.format))
     write(args.out / "val.jsonl", examples(args.task, args.val, 1, args.format, exclude=train))
