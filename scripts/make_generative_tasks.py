@@ -6,9 +6,9 @@
     .venv/bin/python scripts/make_generative_tasks.py ner data/ner --format seq2seq
     .venv/bin/python scripts/make_generative_tasks.py gpt2 data/gpt2  # a random GPT-2-shaped model
 
-gpt2 writes a Hugging Face GPT-2 (random weights, 4 layers, d_model 128, 256 positions) with a
-byte-level BPE tokenizer.json trained on reversal examples, as `save_pretrained` writes them,
-for `python -m xformers_lab.convert from-hf` (no network needed; needs `transformers`).
+gpt2 writes a Hugging Face GPT-2 (random weights, 4 layers, d_model 128, 256 positions) with
+a byte-level BPE tokenizer.json trained on reversal and NER examples, as `save_pretrained`
+writes them, for `python -m xformers_lab.convert from-hf` (offline; needs `transformers`).
 
 reverse: a string of letters -> the same letters reversed; every output token depends on the
 whole input, so it cannot be learnt from the first tokens alone. ner: templated sentences ->
@@ -106,7 +106,8 @@ def hf_gpt2(out: Path) -> None:
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    texts = [f"{r['prompt']}{r['completion']}" for r in examples("reverse", 2000, 0, "sft")]
+    rows = examples("reverse", 2000, 0, "sft") + examples("ner", 2000, 0, "sft")
+    texts = [f"{r['prompt']}{r['completion']}" for r in rows]
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
