@@ -20,8 +20,9 @@ tokens (checked). Ours is `Seq2Seq.complete`, what validation runs.
 
 packing: a GPT (d_model 256, 4 layers, 4 heads, byte tokenizer) on prompt/completion examples
 of 8 to 250 tokens, seq_len 256: padded batches of 16 examples against packed rows (16 per
-batch) holding the same examples; tokens/s counts real tokens, and the per-example loss of both
-layouts is compared. One epoch of each layout, so both train on the same examples.
+batch) holding the same examples; tokens/s counts the trained (completion) tokens. One epoch
+of each layout, so both train on the same examples. That packing leaves every example's loss
+as it is padded is a test (`tests/unit/tasks/test_sft.py`, 1e-5).
 """
 
 from __future__ import annotations
