@@ -100,7 +100,6 @@ def test_token_bytes_count_text_and_not_specials(tmp_path: Path) -> None:
 def test_written_tokenizer_loads_in_auto_tokenizer(build, tmp_path: Path) -> None:
     ours = read_tokenizer(saved(build(300), tmp_path / "in"), {"model_type": "x"})
     (tmp_path / "out").mkdir()
-    (tmp_path / "out").mkdir()
     write_tokenizer(ours, tmp_path / "out", "gpt2")
     auto = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
     assert auto.encode(SAMPLE, add_special_tokens=False) == ours.encode(SAMPLE)
