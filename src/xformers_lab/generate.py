@@ -4,10 +4,12 @@
         max_new_tokens=100 do_sample=true temperature=0.8 top_p=0.9 num_samples=3 seed=1
     python -m xformers_lab.generate ckpt=t5.ckpt prompt="The <extra_id_0> sat on the mat."
     python -m xformers_lab.generate ckpt=... prompt_file=prompts.txt num_beams=4
+    python -m xformers_lab.generate ckpt=sft.ckpt prompt="Reverse: abc" chat=false
 
 Options are the fields of `GenerationConfig` (max_new_tokens, do_sample, temperature, top_k,
 top_p, repetition_penalty, num_beams, length_penalty, num_samples, stop, seed, use_cache),
-plus `prompt_file` (one prompt per line) and `device`.
+plus `prompt_file` (one prompt per line), `device` and `chat`. Prompts are framed as the
+checkpoint trained: a chat model's template (unless `chat=false`), a seq2seq source prefix.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import yaml
 
 from xformers_lab.errors import UserError, reported_user_errors
-from xformers_lab.inference.generation import GenerationConfig, generate_text
+from xformers_lab.inference.generation import GenerationConfig
 from xformers_lab.inference.loading import load
 from xformers_lab.typed_config import build
 
@@ -40,6 +42,9 @@ class GenerateArgs:
     """A file of prompts, one per line (batched with left padding)."""
     device: str = "cpu"
     """Where to run: cpu, cuda, cuda:1 ..."""
+    chat: bool = True
+    """A checkpoint fine-tuned on chat messages reads each prompt as a user turn of its chat
+    template; false passes the prompt as plain text."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         lab = load(args.ckpt, device=args.device)
         if lab.config.arch == "encoder":
             raise UserError(f"{args.ckpt} is an encoder (task={lab.task}); use fill_mask")
-        results = generate_text(lab.model, lab.tokenizer, prompts, gen)
+        results = lab.complete(prompts, gen, chat=args.chat)
         for prompt, completions in zip(prompts, results, strict=True):
             for i, text in enumerate(completions):
                 head = f"[{i + 1}/{len(completions)}] " if len(completions) > 1 else ""

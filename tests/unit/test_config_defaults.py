@@ -65,12 +65,29 @@ def test_group_yaml_repeats_its_dataclass_defaults(group: str, option: str) -> N
     assert roles == {k: k.removesuffix(FIELD_SUFFIX) for k in roles}  # a role's default column
 
 
+def task_values(option: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(task keys, data keys) of a task YAML: its own keys, or, for one in the `_global_`
+    package, its `task:` and `data:` nodes."""
+    values = yaml_values("task", option)
+    if GLOBAL_PACKAGE in (conf_dir() / "task" / f"{option}.yaml").read_text():
+        return dict(values["task"]), dict(values.get("data", {}))
+    return values, {}
+
+
+GLOBAL_PACKAGE = "# @package _global_"
+
+
 @pytest.mark.parametrize("option", options("task"))
 def test_task_yaml_repeats_its_options_defaults(option: str) -> None:
-    values = {k: v for k, v in yaml_values("task", option).items() if not str(v).startswith("${")}
+    task, data = task_values(option)
+    values = {k: v for k, v in task.items() if not str(v).startswith("${")}
     objective = objective_class(values.pop("name"))
     assert drift(values, objective.Options, set()) == {}
     assert set(values) <= {f.name for f in dataclasses.fields(objective.Options)}
+    roles = {k.removesuffix(FIELD_SUFFIX) for k in data if k.endswith(FIELD_SUFFIX)}
+    assert set(data) == {f"{r}{FIELD_SUFFIX}" for r in roles}  # a task adds role columns only
+    assert roles <= set(objective.fields)
+    assert data == {f"{r}{FIELD_SUFFIX}": r for r in roles}  # a role's default column
 
 
 def test_drift_is_caught() -> None:

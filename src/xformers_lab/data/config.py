@@ -69,6 +69,10 @@ class DataConfig:
     document_mask: bool = False
     """Keep attention inside each document of a packed row (a block-diagonal mask, causal for
     decoders) and restart positions at each document, as if documents were not packed."""
+    group_by_length: bool = False
+    """Examples: draw training batches of similar length (a seeded shuffle, then sorted by
+    length within groups of 50 batches, as transformers' `group_by_length`), so per-batch
+    padding stays small."""
 
     def __post_init__(self) -> None:
         _require_choice("source", self.source, SOURCES)

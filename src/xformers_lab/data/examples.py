@@ -4,6 +4,7 @@ an objective names renamed to its roles. One example is one training row (never 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from datasets import Dataset, DatasetDict, Value, get_dataset_split_names, load_
 from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.columns import TEXT_DTYPES
 from xformers_lab.data.corpora.failures import reason
-from xformers_lab.data.sources import BUILDERS, Fields, expand_files
+from xformers_lab.data.sources import BUILDERS, OPTIONAL, Fields, expand_files, kind_of
 from xformers_lab.errors import UserError
+
+log = logging.getLogger(__name__)
 
 SPLIT_SEED = 0
 
@@ -41,10 +44,14 @@ def example_texts(splits: DatasetDict, roles: Fields) -> list[str]:
     train = splits["train"]
     texts: list[str] = []
     for role, kind in roles.items():
-        if kind == "text":
+        if role not in train.column_names:
+            continue
+        if kind_of(kind) == "text":
             texts += train[role]
-        elif kind == "words":
+        elif kind_of(kind) == "words":
             texts += [" ".join(words) for words in train[role]]
+        elif kind_of(kind) == "messages":
+            texts += [m["content"] for chat in train[role] for m in chat]
     return texts
 
 
@@ -82,32 +89,53 @@ def _hub(cfg: DataConfig, roles: Fields) -> tuple[Dataset, Dataset | None]:
 
 
 def _columns(ds: Dataset, cfg: DataConfig, roles: Fields, where: str) -> Dataset:
-    """Keep the roles' columns, named as the roles; drop examples whose text is blank."""
+    """Keep the roles' columns, named as the roles; drop (and count) examples whose text is
+    blank."""
     columns = {role: cfg.column(role) for role in roles}
-    for role, column in columns.items():
+    optional = [role for role, kind in roles.items() if kind.endswith(OPTIONAL)]
+    if optional and not any(columns[role] in ds.column_names for role in roles):
+        named = ", ".join(f"data.{role}_field={column!r}" for role, column in columns.items())
+        raise UserError(
+            f"{where} has none of the columns {named}; its columns are: "
+            f"{', '.join(ds.column_names)}"
+        )
+    for role, column in list(columns.items()):
         if column not in ds.column_names:
+            if role in optional:
+                del columns[role]
+                continue
             raise UserError(
                 f"data.{role}_field={column!r} is not a column of {where}; "
                 f"its columns are: {', '.join(ds.column_names)}"
             )
-        feature = ds.features[column]
-        if roles[role] == "text" and not _is_text(feature):
+        feature, kind = ds.features[column], kind_of(roles[role])
+        if kind == "text" and not _is_text(feature):
             raise UserError(f"data.{role}_field={column!r} of {where} holds {feature}, not text")
-        if roles[role] == "words" and not _is_text(getattr(feature, "feature", None)):
+        if kind == "words" and not _is_text(getattr(feature, "feature", None)):
             raise UserError(
                 f"data.{role}_field={column!r} of {where} holds {feature}, not lists of words"
             )
+        if kind == "messages" and not _is_chat(getattr(feature, "feature", None)):
+            raise UserError(
+                f"data.{role}_field={column!r} of {where} holds {feature}, not lists of "
+                "{role, content} messages"
+            )
     ds = ds.select_columns(list(columns.values()))
     ds = ds.rename_columns({column: role for role, column in columns.items() if column != role})
-    for role in roles:
+    for role in columns:
         if None in ds[role]:
             raise UserError(
                 f"{where} has examples without a {columns[role]!r}; fill them in or drop them"
             )
-    texts = [role for role, kind in roles.items() if kind == "text"]
+    texts = [role for role in columns if kind_of(roles[role]) == "text"]
+    before = len(ds)
     ds = ds.filter(_Filled(texts), batched=True, desc="dropping blank examples")
     if len(ds) == 0:
         raise UserError(f"{where} holds no examples with text in {', '.join(texts) or 'them'}")
+    if len(ds) < before:
+        blank = " or ".join(repr(columns[role]) for role in texts)
+        log.warning("%s: dropped %d of %d examples with a blank %s", where, before - len(ds),
+                    before, blank)  # fmt: skip
     return ds
 
 
@@ -124,6 +152,11 @@ class _Filled:
 
 def _is_text(feature: Any) -> bool:
     return isinstance(feature, Value) and feature.dtype in TEXT_DTYPES
+
+
+def _is_chat(feature: Any) -> bool:
+    """A message: a struct with `role` and `content` strings."""
+    return isinstance(feature, dict) and all(_is_text(feature.get(k)) for k in ("role", "content"))
 
 
 def _hold_out(train: Dataset, val_fraction: float) -> tuple[Dataset, Dataset]:

@@ -15,11 +15,20 @@ BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parqu
 """`datasets` builder by file extension; any other file is read as plain text."""
 EXAMPLE_SOURCES = ("text", "hf")
 """`data.source`s that hold examples with named fields."""
-KINDS = ("text", "words", "any")
-"""What a role holds: a string, a list of strings (words of a tagged sentence), or anything
-(checked by the objective)."""
+KINDS = ("text", "words", "messages", "any")
+"""What a role holds: a string, a list of strings (words of a tagged sentence), a chat (a list
+of `{role, content}` strings), or anything (checked by the objective). A kind ending in `?`
+marks an optional role: its column may be absent (the objective checks which came), but the
+examples need at least one of the roles."""
+OPTIONAL = "?"
 Fields = Mapping[str, str]
-"""role -> kind (one of `KINDS`), as an objective declares its examples' fields."""
+"""role -> kind (one of `KINDS`, optionally marked `OPTIONAL`), as an objective declares its
+examples' fields."""
+
+
+def kind_of(kind: str) -> str:
+    """The kind without its optional mark."""
+    return kind.removesuffix(OPTIONAL)
 
 
 def check_files(cfg: DataConfig) -> None:
@@ -33,7 +42,7 @@ def check_files(cfg: DataConfig) -> None:
 
 def check_examples(cfg: DataConfig, roles: Fields) -> None:
     """Config time: examples come from structured files or a `datasets` dataset."""
-    unknown = sorted(set(roles.values()) - set(KINDS))
+    unknown = sorted({kind_of(kind) for kind in roles.values()} - set(KINDS))
     if unknown:
         raise ValueError(f"objective fields of unknown kinds {unknown}; kinds are {KINDS}")
     columns = ", ".join(f"data.{role}_field={cfg.column(role)!r}" for role in roles)

@@ -94,19 +94,32 @@ def generate_ids(
     return [rows[i * copies : (i + 1) * copies] for i in range(len(prompts))]
 
 
+def frame_prompt(tokenizer: Tokenizer, prompt: str, encoder_decoder: bool) -> list[int]:
+    """The ids a pretrained model reads for `prompt`: a decoder continues `</s> prompt`
+    (documents follow EOS in training; an imported Llama's `<s>`: `document_start_id`); an
+    encoder-decoder reads `prompt </s>`, where `<extra_id_N>` sentinels mark spans to fill."""
+    encoded = tokenizer.encode(prompt, parse_special=True)
+    if encoder_decoder:
+        return [*encoded, tokenizer.eos_id]
+    return [tokenizer.document_start_id, *encoded]
+
+
 def generate_text(
-    model: nn.Module, tokenizer: Tokenizer, prompts: list[str], cfg: GenerationConfig
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    prompts: list[str],
+    cfg: GenerationConfig,
+    prompt_ids: list[list[int]] | None = None,
+    decode: Callable[[list[int]], str] | None = None,
 ) -> list[list[str]]:
     """For each prompt, `cfg.num_samples` completions as text (the prompt not repeated).
 
-    A decoder continues `</s> prompt` (documents follow EOS in training; an imported Llama's
-    `<s>`: `tokenizer.document_start_id`); an encoder-decoder reads `prompt </s>`, where
-    `<extra_id_N>` sentinels mark the spans to fill.
+    Prompts are framed by `frame_prompt`, unless `prompt_ids` gives their ids already framed,
+    and completions are `tokenizer.decode`d (specials shown), unless `decode` is given (as a
+    fine-tuned objective frames and reads them: `Objective.prompt_ids`, `completion_text`).
     """
     encoder_decoder = model.config.arch == "encoder_decoder"
-    encoded = [tokenizer.encode(p, parse_special=True) for p in prompts]
-    start = tokenizer.document_start_id
-    ids = [[*e, tokenizer.eos_id] if encoder_decoder else [start, *e] for e in encoded]
+    ids = prompt_ids or [frame_prompt(tokenizer, p, encoder_decoder) for p in prompts]
     suppress = tokenizer.never_generated(encoder_decoder)
     results = generate_ids(
         model,
@@ -117,7 +130,8 @@ def generate_text(
         suppress_ids=suppress,
         stopped=stop_strings(tokenizer, cfg.stop),
     )
-    return [[cut_at_stop(tokenizer.decode(r), cfg.stop) for r in rows] for rows in results]
+    decode = decode or tokenizer.decode
+    return [[cut_at_stop(decode(r), cfg.stop) for r in rows] for rows in results]
 
 
 def stop_strings(tokenizer: Tokenizer, stops: tuple[str, ...]) -> StopTest | None:

@@ -52,19 +52,40 @@ class LoadedModel:
         return fill_mask(self.model, self.tokenizer, text, top_k)
 
     def generate(
-        self, prompts: str | list[str], config: GenerationConfig | None = None, **options: Any
+        self,
+        prompts: str | list[str],
+        config: GenerationConfig | None = None,
+        chat: bool = True,
+        **options: Any,
     ) -> Any:
         """Continue `prompts` (decoders) or fill their `<extra_id_N>` spans (encoder-decoders).
 
-        Options are `GenerationConfig` fields (max_new_tokens, do_sample, temperature, top_k,
-        top_p, num_beams, num_samples, stop, seed ...). A string gives a string (a list of
-        `num_samples` strings when > 1); a list of prompts gives a list of those.
+        Prompts are framed as the checkpoint trained (`Objective.prompt_ids`): a fine-tuned
+        chat model's chat template (`chat=False` turns it off), a seq2seq model's source
+        prefix. Options are `GenerationConfig` fields (max_new_tokens, do_sample, temperature,
+        top_k, top_p, num_beams, num_samples, stop, seed ...). A string gives a string (a list
+        of `num_samples` strings when > 1); a list of prompts gives a list of those.
         """
         cfg = config or GenerationConfig(**options)
         batch = [prompts] if isinstance(prompts, str) else list(prompts)
-        results = generate_text(self.model, self.tokenizer, batch, cfg)
+        results = self.complete(batch, cfg, chat)
         shaped = [rows[0] if cfg.num_samples == 1 else rows for rows in results]
         return shaped[0] if isinstance(prompts, str) else shaped
+
+    def complete(
+        self, prompts: list[str], cfg: GenerationConfig, chat: bool = True
+    ) -> list[list[str]]:
+        """`cfg.num_samples` completions of each prompt, framed as the checkpoint trained."""
+        objective = self.objective
+        ids = [objective.prompt_ids(p, chat=chat) for p in prompts]
+        return generate_text(
+            self.model,
+            self.tokenizer,
+            prompts,
+            cfg,
+            prompt_ids=ids,
+            decode=objective.completion_text,
+        )
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

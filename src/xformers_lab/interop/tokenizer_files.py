@@ -17,6 +17,7 @@ from typing import Any
 from xformers_lab.data.tokenizers.hf import ROLES, HFTokenizer, load_backend
 
 TOKENIZER_JSON = "tokenizer.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
 SPM_FILES = ("spiece.model", "tokenizer.model")
 SENTINEL = re.compile(r"<extra_id_(\d+)>")
 T5_EXTRA_IDS = 100
@@ -60,6 +61,7 @@ def read_tokenizer(hf_dir: Path, hf_config: dict[str, Any]) -> HFTokenizer | Non
         specials=specials,
         roles=roles,
         sentinels=[i for _, i in sentinels],
+        chat_template=_chat_template(hf_dir, settings),
     )
 
 
@@ -80,6 +82,8 @@ def write_tokenizer(tokenizer: HFTokenizer, hf_dir: Path, model_type: str) -> No
         config["tokenizer_class"] = "T5Tokenizer" if model_type == "t5" else "LlamaTokenizer"
         if model_type == "t5":
             config["extra_ids"] = tokenizer.n_sentinels
+    if tokenizer.chat_template:
+        config["chat_template"] = tokenizer.chat_template
     (hf_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     (hf_dir / "special_tokens_map.json").write_text(json.dumps(roles, indent=2) + "\n")
 
@@ -138,6 +142,19 @@ def _role_id(
         return vocab.id_of(token)
     value = hf_config.get(f"{role}_token_id", vocab.defaults.get(role))
     return value[0] if isinstance(value, list) else value
+
+
+def _chat_template(hf_dir: Path, settings: dict[str, Any]) -> str | None:
+    """The tokenizer's chat template: `chat_template.jinja` (newer transformers) or the
+    `chat_template` of tokenizer_config.json (a string, or named templates: the default)."""
+    path = hf_dir / CHAT_TEMPLATE_FILE
+    if path.is_file():
+        return path.read_text()
+    template = settings.get("chat_template")
+    if isinstance(template, list):  # [{"name": ..., "template": ...}]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) and template else None
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from torch import Tensor, nn
 from xformers_lab.core import TransformerConfig, build_model
 from xformers_lab.data.tokenizers import Tokenizer
 from xformers_lab.estimates import RowShape
+from xformers_lab.inference.generation import GenerationConfig, frame_prompt, generate_ids
 from xformers_lab.typed_config import build
 
 if TYPE_CHECKING:
-    from datasets import DatasetDict
+    from datasets import Dataset, DatasetDict
 
     from xformers_lab.data.config import DataConfig, TokenizerConfig
 
@@ -57,6 +58,45 @@ class Windows:
 
     block_len: int
     stride: int
+
+
+GENERATION_METRICS = ("exact_match", "rougeL", "bleu", "chrf")
+"""What generation-based validation reports (`inference/text_metrics.py`), higher is better."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationEval:
+    """Task keys of objectives whose validation also generates (`GenerativeObjective`): a
+    subclass's `Options` inherits them."""
+
+    eval_examples: int = 64
+    """Validation examples the model completes at every validation (greedy, or beam search),
+    scored against their references; 0 turns generation off (teacher-forced val/loss only)."""
+    eval_num_beams: int = 1
+    """1: greedy decoding; more: beam search with this many beams."""
+    eval_max_new_tokens: int = 128
+    """Tokens generated per example at most (`</s>` ends one sooner)."""
+    monitor: str = "exact_match"
+    """The val metric that picks best.ckpt, the summary's best_* and predictions.jsonl:
+    exact_match, rougeL, bleu, chrf (higher is better) or loss (lower is better)."""
+
+    def __post_init__(self) -> None:
+        if self.eval_examples < 0:
+            raise ValueError(f"eval_examples must be >= 0, got {self.eval_examples}")
+        if self.eval_num_beams < 1 or self.eval_max_new_tokens < 1:
+            raise ValueError("eval_num_beams and eval_max_new_tokens must be positive")
+        if self.monitor not in ("loss", *GENERATION_METRICS):
+            choices = ", ".join(("loss", *GENERATION_METRICS))
+            raise ValueError(f"unknown monitor {self.monitor!r}; choose one of: {choices}")
+        if self.monitor != "loss" and self.eval_examples == 0:
+            raise ValueError(
+                f"monitor={self.monitor} is measured on generated examples: set eval_examples "
+                "> 0, or monitor=loss"
+            )
+
+    @property
+    def tracked(self) -> Tracked:
+        return Tracked(self.monitor, "min" if self.monitor == "loss" else "max")
 
 
 class LossSums(NamedTuple):
@@ -102,7 +142,8 @@ class Objective(nn.Module):
     """Empty: trains on a packed stream of text. Otherwise examples with named fields, one per
     row: role -> what it holds (`text`, `words` or `any`; see `data/sources.py`), read from
     the column `data.<role>_field` (default: the role's name)."""
-    best: ClassVar[Tracked] = Tracked()
+    best: Tracked = Tracked()
+    """The metric that picks `best.ckpt`; an instance's may come from its options (`tracked`)."""
     generative: ClassVar[bool] = False
     """Its model writes text worth sampling during training (the W&B samples table)."""
     verbs: ClassVar[tuple[str, ...]] = ()
@@ -128,6 +169,7 @@ class Objective(nn.Module):
         self.helpers = dict(helpers or {})  # a dict, not submodules: never saved or trained
         for helper in self.helpers.values():
             helper.eval().requires_grad_(False)
+        self.best = self.tracked(options)
         self._token_bytes: Tensor | None = None
 
     # -- config time -------------------------------------------------------------------------
@@ -135,6 +177,12 @@ class Objective(nn.Module):
     @classmethod
     def check(cls, data: DataConfig, tokenizer: TokenizerConfig, options: Any) -> None:
         """Raise `UserError` when this objective cannot train on `data` with `tokenizer`."""
+
+    @classmethod
+    def tracked(cls, options: Any) -> Tracked:
+        """The validation metric that picks `best.ckpt` for these options (`best` unless the
+        options choose one, as `task.monitor` does)."""
+        return cls.best
 
     @classmethod
     def helper_checkpoints(cls, options: Any) -> dict[str, str]:
@@ -188,6 +236,20 @@ class Objective(nn.Module):
         """Advice printed once when training starts under `precision`."""
         return []
 
+    # -- inference ---------------------------------------------------------------------------
+
+    def prompt_ids(self, prompt: str, chat: bool = True) -> list[int]:
+        """The ids the model reads for a user's prompt, framed as this objective trained it (a
+        chat template, a source prefix); `generate` and `lab.generate` use it. `chat=False`
+        turns a chat template off. Default: `frame_prompt` (`</s> prompt` for a decoder,
+        `prompt </s>` for an encoder-decoder)."""
+        return frame_prompt(self.tokenizer, prompt, self.model_config.arch == "encoder_decoder")
+
+    def completion_text(self, ids: list[int]) -> str:
+        """The text of generated ids, as `generate` shows it. Default: specials shown (a span
+        corruption T5 answers in sentinels)."""
+        return self.tokenizer.decode(ids)
+
     # -- training ----------------------------------------------------------------------------
 
     def batch_tokens(self, batch: Batch) -> int:
@@ -201,6 +263,23 @@ class Objective(nn.Module):
     def validation_sums(self, batch: Batch) -> dict[str, Tensor]:
         """Per-batch sums (nats, counts, ...) that `metrics` turns into the epoch's metrics."""
         raise NotImplementedError
+
+    def prediction_budget(self) -> int:
+        """Validation examples to generate and score per validation (0: none)."""
+        return 0
+
+    def predict(self, batch: Batch, limit: int) -> list[dict[str, Any]]:
+        """Generation-based validation: complete up to `limit` examples of this validation
+        batch; one record per example, `{"source", "reference", "prediction"}` (the shell
+        scores them with `prediction_metrics` and writes the best validation's records to
+        `predictions.jsonl`)."""
+        return []
+
+    def prediction_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
+        """The epoch's generation metrics from every rank's records."""
+        from xformers_lab.inference.text_metrics import text_metrics
+
+        return text_metrics([r["prediction"] for r in records], [r["reference"] for r in records])
 
     def metrics(self, totals: dict[str, Tensor]) -> dict[str, Tensor]:
         """Validation metrics from the epoch's summed counters (all batches, all ranks);
@@ -245,3 +324,64 @@ class ExampleEncoder:
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         raise NotImplementedError
+
+
+class ExampleCollator:
+    """Base of collators of encoded examples that shape them to `data.seq_len` once, before
+    batching: `prepare` sees each encoded split whole (truncate, drop, pack) and says what it
+    changed; `__call__` pads a batch of what it returned."""
+
+    def prepare(self, examples: Dataset, split: str) -> tuple[Dataset, list[str]]:
+        """Once per run and split ("train" or "validation"): the examples as batches will
+        take them, and one line per change made (the data module reports them, so a
+        truncation or a drop is counted, never silent)."""
+        return examples, []
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Batch:
+        raise NotImplementedError
+
+
+class GenerativeObjective(Objective):
+    """Base of objectives whose validation generates (`Options` inherit `GenerationEval`):
+    `task.monitor` picks the tracked metric, `task.eval_examples` of each validation are
+    completed with the project's batched, KV-cached generator (`complete`)."""
+
+    generative = True
+
+    @classmethod
+    def tracked(cls, options: GenerationEval) -> Tracked:
+        return options.tracked
+
+    def prediction_budget(self) -> int:
+        return self.options.eval_examples
+
+    def generation_config(self, longest_prompt: int) -> GenerationConfig:
+        """Greedy or beam search, as long as `task.eval_max_new_tokens` and, for a decoder,
+        the room its positions leave after the longest prompt."""
+        new_tokens = self.options.eval_max_new_tokens
+        if self.model_config.arch == "decoder":
+            new_tokens = min(new_tokens, self.model_config.max_seq_len - longest_prompt)
+        return GenerationConfig(
+            max_new_tokens=max(1, new_tokens), num_beams=self.options.eval_num_beams
+        )
+
+    @torch.no_grad()
+    def complete(self, prompts: list[list[int]]) -> list[str]:
+        """The text each prompt (framed ids) continues with (`completion_text`)."""
+        if not prompts:
+            return []
+        encoder_decoder = self.model_config.arch == "encoder_decoder"
+        results = generate_ids(
+            self.model,
+            prompts,
+            self.generation_config(max(len(p) for p in prompts)),
+            eos_id=self.tokenizer.eos_id,
+            pad_id=self.tokenizer.pad_id,
+            suppress_ids=self.tokenizer.never_generated(encoder_decoder),
+        )
+        return [self.completion_text(rows[0]) for rows in results]
+
+    def completion_text(self, ids: list[int]) -> str:
+        """Text only: a fine-tuned model's answer holds no special tokens (an imported chat
+        template's end-of-turn marker is left out)."""
+        return self.tokenizer.decode(ids, skip_special=True)

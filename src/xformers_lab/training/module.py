@@ -5,8 +5,12 @@ and its metrics."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,6 +28,10 @@ OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 HALF_DTYPES = {"bf16-true": torch.bfloat16, "16-true": torch.float16}
 """Precisions that store weights in half precision: frozen helpers are cast to match."""
+PREDICTIONS_FILE = "predictions.jsonl"
+"""In the run dir: the generated validation examples of the best checkpoint's validation."""
+PREDICTIONS_KEY = "best_prediction_score"
+"""Training checkpoint entry: the tracked metric of the validation `predictions.jsonl` holds."""
 
 
 class TrainingModule(L.LightningModule):
@@ -73,6 +81,9 @@ class TrainingModule(L.LightningModule):
         self._val_sums: dict[str, Tensor] = {}
         self._window: Tensor | None = None  # (nats, targets) summed since the last step
         self._loss_unit: int | None = None
+        self._predictions: list[dict[str, Any]] = []
+        self._best_score: float | None = None  # the tracked metric when predictions were kept
+        self._generates = True  # off under FSDP (see configure_model)
 
     @property
     def name(self) -> str:
@@ -106,6 +117,12 @@ class TrainingModule(L.LightningModule):
         if self._compile_blocks:
             compile_blocks(self.model)
         if self.device_mesh is not None:
+            if self.objective.prediction_budget() > 0:
+                self._generates = False
+                rank_zero_warn(
+                    "generation-based validation is off under trainer.strategy=fsdp (ranks would "
+                    "decode different lengths on sharded weights); val/loss is still reported"
+                )
             for module in self.children():
                 if any(p.requires_grad for p in module.parameters()):
                     shard(module, self.device_mesh, str(self.trainer.precision))
@@ -191,13 +208,19 @@ class TrainingModule(L.LightningModule):
             self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """Add the batch's sums (nats, tokens, bytes, ...) on device; reduced once per epoch."""
+        """Add the batch's sums (nats, tokens, bytes, ...) on device; reduced once per epoch.
+        Objectives that generate also complete this rank's share of `prediction_budget()`
+        examples."""
         for key, value in self.objective.validation_sums(batch).items():
             value = value.detach().double()
             self._val_sums[key] = self._val_sums[key] + value if key in self._val_sums else value
+        wanted = self._prediction_quota() - len(self._predictions)
+        if wanted > 0:
+            self._predictions += self.objective.predict(batch, wanted)
 
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {}
+        self._predictions = []
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_sums:
@@ -205,8 +228,47 @@ class TrainingModule(L.LightningModule):
         totals = {
             k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._val_sums.items()
         }
-        for name, value in self.objective.metrics(totals).items():
+        metrics = {name: float(v) for name, v in self.objective.metrics(totals).items()}
+        records = self._gathered_predictions()
+        if records:
+            metrics.update(self.objective.prediction_metrics(records))
+        for name, value in metrics.items():
             self.log(f"val/{name}", value, sync_dist=False)
+        if records:
+            self._keep_predictions(records, metrics.get(self.objective.best.metric))
+
+    def _prediction_quota(self) -> int:
+        """This rank's share of the examples to generate at this validation."""
+        budget = self.objective.prediction_budget()
+        if budget <= 0 or not self._generates or self.trainer.sanity_checking:
+            return 0
+        return math.ceil(budget / self.trainer.world_size)
+
+    def _gathered_predictions(self) -> list[dict[str, Any]]:
+        """Every rank's records, in rank order (the same list on every rank)."""
+        if self.trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return self._predictions
+        gathered: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(gathered, self._predictions)
+        return [record for part in gathered for record in part]
+
+    def _keep_predictions(self, records: list[dict[str, Any]], score: float | None) -> None:
+        """Write `predictions.jsonl` when this validation beats the best so far on the tracked
+        metric, as `best.ckpt` does (strictly better; while fitting only: a validation after
+        training saves no checkpoint)."""
+        if score is None or math.isnan(score) or self.trainer.state.fn != "fit":
+            return
+        if self._best_score is not None and not self.objective.best.better(score, self._best_score):
+            return
+        self._best_score = score
+        if self.trainer.is_global_zero:
+            path = Path(self.trainer.default_root_dir) / PREDICTIONS_FILE
+            tmp = path.with_name(f".{path.name}.tmp")
+            with tmp.open("w") as out:
+                step = self.trainer.global_step
+                for record in records:
+                    out.write(json.dumps({"step": step, **record}, ensure_ascii=False) + "\n")
+            os.replace(tmp, path)
 
     def final_train_loss(self) -> float | None:
         """Mean loss of the last steps: a steadier figure than the very last step."""
@@ -226,3 +288,8 @@ class TrainingModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         attach(checkpoint, self.payload())
+        checkpoint[PREDICTIONS_KEY] = self._best_score
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run keeps `predictions.jsonl` unless it does better."""
+        self._best_score = checkpoint.get(PREDICTIONS_KEY)

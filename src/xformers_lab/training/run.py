@@ -79,7 +79,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     stats = RunStats()
     flops = flops_per_token(objective.model_config, **asdict(settings.row_shape()))
     throughput = Throughput(stats, flops)
-    tracked = settings.objective.best
+    tracked = objective.best  # an instance's: its options may choose it (task.monitor)
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",

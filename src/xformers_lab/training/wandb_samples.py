@@ -46,20 +46,27 @@ class GenerationSamples(L.Callback):
             self.logger.log_table("samples", columns=COLUMNS, data=self.rows, step=step)
 
     def sample(self, module: L.LightningModule) -> list[str]:
-        """One greedy continuation per prompt."""
+        """One greedy continuation per prompt, framed and read as the objective does (a chat
+        template, a source prefix: `Objective.prompt_ids`, `completion_text`)."""
         model, config = module.model, self.generation_config(module)
+        objective = getattr(module, "objective", None)
+        ids = [objective.prompt_ids(p) for p in self.prompts] if objective else None
+        decode = objective.completion_text if objective else None
         was_training = model.training
         model.eval()
         try:
-            return [
-                rows[0] for rows in generate_text(model, module.tokenizer, self.prompts, config)
-            ]
+            results = generate_text(model, module.tokenizer, self.prompts, config, ids, decode)
+            return [rows[0] for rows in results]
         finally:
             model.train(was_training)
 
     def generation_config(self, module: L.LightningModule) -> GenerationConfig:
         """Greedy, `max_new_tokens` long or as long as the model's context leaves room for."""
-        longest = max(len(module.tokenizer.encode(p)) for p in self.prompts) + 1  # + leading </s>
+        objective = getattr(module, "objective", None)
+        if objective is not None:
+            longest = max(len(objective.prompt_ids(p)) for p in self.prompts)
+        else:
+            longest = max(len(module.tokenizer.encode(p)) for p in self.prompts) + 1  # + </s>
         room = module.model.config.max_seq_len - longest
         return GenerationConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)))
 

@@ -170,3 +170,27 @@ def test_labels_beyond_num_labels_are_refused(tmp_path: Path, write: Write, one_
     assert (
         one_line(err) == "the data has labels up to 2 but task.num_labels=2; set task.num_labels=3"
     )
+
+
+def test_length_grouped_batches_hold_similar_lengths_and_every_example_once() -> None:
+    from xformers_lab.data.examples_module import MEGA_BATCHES, LengthGroupedSampler
+
+    lengths = [(i * 37) % 101 for i in range(1000)]
+    sampler = LengthGroupedSampler(
+        lengths, batch_size=4, generator=torch.Generator().manual_seed(0)
+    )
+    first, second = list(sampler), list(sampler)
+    assert sorted(first) == list(range(1000)) and first != second  # a new order each epoch
+    group = MEGA_BATCHES * 4
+    for start in range(0, 1000, group):
+        chunk = [lengths[i] for i in first[start : start + group]]
+        assert chunk == sorted(chunk, reverse=True)
+    again = LengthGroupedSampler(lengths, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert list(again) == first  # seeded
+
+    def padding(order: list[int]) -> int:
+        batches = [order[s : s + 4] for s in range(0, 1000, 4)]
+        return sum(max(lengths[i] for i in b) * 4 - sum(lengths[i] for i in b) for b in batches)
+
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    assert padding(first) < padding(shuffled) / 10

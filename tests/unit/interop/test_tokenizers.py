@@ -119,3 +119,20 @@ def test_tokenizer_json_without_the_tokenizers_library_fails_in_one_line(
     with pytest.raises(UserError, match=r"pip install 'xformers_lab\[interop\]'") as err:
         read_tokenizer(tmp_path, {"model_type": "gpt2"})
     assert "\n" not in str(err.value)
+
+
+def test_a_chat_template_comes_in_and_goes_back_out(tmp_path: Path) -> None:
+    """tokenizer_config.json's chat_template travels in the state; a tokenizer without one keeps
+    the state (and fingerprint) it had before templates were read."""
+    hf = byte_bpe(300)
+    plain = read_tokenizer(saved(hf, tmp_path / "plain"), {"model_type": "gpt2"})
+    assert plain.chat_template is None and "chat_template" not in plain.state_dict()
+    hf.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    ours = read_tokenizer(saved(hf, tmp_path / "chat"), {"model_type": "gpt2"})
+    assert ours.chat_template == hf.chat_template
+    assert tokenizer_from_state(ours.state_dict()).chat_template == hf.chat_template
+    assert ours.fingerprint() != plain.fingerprint()
+    (tmp_path / "out").mkdir()
+    write_tokenizer(ours, tmp_path / "out", "gpt2")
+    again = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert again.chat_template == hf.chat_template

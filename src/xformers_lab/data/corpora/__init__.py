@@ -10,6 +10,7 @@ from xformers_lab.data.config import DataConfig
 from xformers_lab.data.corpora.files import load_text_files
 from xformers_lab.data.corpora.hub import load_hub
 from xformers_lab.data.corpora.pystdlib import load_pystdlib
+from xformers_lab.errors import UserError
 
 LOADERS: dict[str, Callable[[DataConfig], DatasetDict | IterableDatasetDict]] = {
     "pystdlib": load_pystdlib,
@@ -22,6 +23,11 @@ LOADERS: dict[str, Callable[[DataConfig], DatasetDict | IterableDatasetDict]] = 
 def load_corpus(cfg: DataConfig) -> DatasetDict | IterableDatasetDict:
     """The corpus `cfg` names, as "train" and "validation" splits with one "text" column:
     map-style datasets, or streamed ones (`IterableDatasetDict`) with `cfg.streaming`."""
+    if cfg.group_by_length:
+        raise UserError(
+            "data.group_by_length groups examples by length; a packed corpus has rows of one "
+            "length (drop the option)"
+        )
     corpus = LOADERS[cfg.source](cfg)
     if cfg.streaming and isinstance(corpus, DatasetDict):  # built in memory (pystdlib)
         return IterableDatasetDict(

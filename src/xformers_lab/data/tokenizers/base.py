@@ -80,6 +80,23 @@ class Tokenizer(ABC):
         return sp.sentinel_id(index)
 
     @property
+    def chat_template(self) -> str | None:
+        """A Hugging Face tokenizer's own chat template (jinja); None: the project's template
+        with role markers at reserved ids (`role_id`)."""
+        return None
+
+    def role_id(self, role: str) -> int:
+        """The id of chat role `role`'s marker (`special_tokens.chat_marker_id`)."""
+        if role not in sp.CHAT_ROLES:
+            raise ValueError(f"unknown chat role {role!r}; one of: {', '.join(sp.CHAT_ROLES)}")
+        if self.n_sentinels < len(sp.CHAT_ROLES):
+            raise ValueError(
+                f"chat role markers use the ids of the first {len(sp.CHAT_ROLES)} sentinels; "
+                f"this tokenizer has {self.n_sentinels} (tokenizer.n_sentinels)"
+            )
+        return sp.chat_marker_id(role)
+
+    @property
     def document_start_id(self) -> int:
         """What a decoder reads before a document's first token: `</s>`, since training joins
         documents with it."""

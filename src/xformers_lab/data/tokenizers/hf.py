@@ -37,6 +37,7 @@ class HFTokenizer(Tokenizer):
         specials: special token text -> id; literal special text in prompts maps to these ids.
         roles: `pad`, `eos`, ... -> id, or None when the model has no such token.
         sentinels: ids of `<extra_id_0>`, `<extra_id_1>`, ... (T5), in that order.
+        chat_template: the tokenizer's own chat template (jinja), when it has one.
     """
 
     kind = "hf"
@@ -49,8 +50,10 @@ class HFTokenizer(Tokenizer):
         specials: dict[str, int],
         roles: dict[str, int | None],
         sentinels: list[int],
+        chat_template: str | None = None,
     ) -> None:
         super().__init__(n_sentinels=len(sentinels))
+        self._chat_template = chat_template
         if backend not in BACKENDS:
             raise UserError(f"unknown hf tokenizer backend {backend!r}; one of {BACKENDS}")
         self.backend, self.model = backend, model
@@ -84,11 +87,21 @@ class HFTokenizer(Tokenizer):
             specials=state["specials"],
             roles=state["roles"],
             sentinels=state["sentinels"],
+            chat_template=state.get("chat_template"),  # imported before chat templates: none
         )
 
     @property
     def vocab_size(self) -> int:
         return max(self._base_size, max(self.specials, default=-1) + 1)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._chat_template
+
+    def role_id(self, role: str) -> int:
+        raise ValueError(
+            "an imported tokenizer has no role markers of ours; chats use its own chat_template"
+        )
 
     @property
     def first_regular_id(self) -> int:
@@ -160,6 +173,8 @@ class HFTokenizer(Tokenizer):
             "specials": dict(self._special_ids),
             "roles": dict(self.roles),
             "sentinels": list(self._sentinels),
+            # only when there is one: the state (and fingerprint) of others is unchanged
+            **({"chat_template": self._chat_template} if self._chat_template else {}),
         }
 
 
